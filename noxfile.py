@@ -1,0 +1,43 @@
+"""Developer sessions: tests, lint, typecheck, fuzz."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Run the Hypothesis properties with a large example budget (>= 100 000 each)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-m",
+        "fuzz",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"TRIO_MODBUS_FUZZ_EXAMPLES": "100000"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy", "--strict", "trio_modbus")

@@ -1,0 +1,118 @@
+"""Values shared by the framers: frames, counters, the framer protocol and the size limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from trio_modbus._errors import ModbusProtocolError
+
+__all__ = [
+    "MAX_ASCII_FRAME",
+    "MAX_PDU_SIZE",
+    "MAX_RTU_ADU",
+    "MAX_TCP_ADU",
+    "Frame",
+    "Framer",
+    "FramerCounters",
+    "FramingError",
+]
+
+# Largest PDU (function code + data) the specification allows.
+MAX_PDU_SIZE = 253
+# Largest Modbus/TCP ADU: 7-byte MBAP header + PDU.
+MAX_TCP_ADU = 260
+# Largest RTU ADU: address + PDU + 2 CRC bytes.
+MAX_RTU_ADU = 256
+# Largest ASCII frame in characters: ':' + 2 x (address + PDU + LRC) + CR + LF.
+MAX_ASCII_FRAME = 513
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One complete frame taken out of a byte stream.
+
+    Attributes:
+        unit_id: The unit identifier (MBAP) or the server address (RTU, ASCII); 0 = broadcast
+            on a serial line.
+        pdu: The protocol data unit: function code followed by its data.
+        transaction_id: The MBAP transaction identifier (0 for the serial formats).
+    """
+
+    unit_id: int
+    pdu: bytes
+    transaction_id: int = 0
+
+
+@dataclass(slots=True)
+class FramerCounters:
+    """Diagnostic counters a framer keeps; the server adds them to its diagnostic state.
+
+    Attributes:
+        frames: Good frames returned by ``feed`` or recognised and skipped (RTU responses of
+            other stations).
+        comm_errors: Bad frames (CRC or LRC error, non-hex characters, odd length, truncated
+            frame). Each bad frame counts once, however many bytes are dropped resynchronising.
+        dropped_bytes: Bytes thrown away: bad frames, resynchronisation, noise between frames.
+        overruns: Over-long input dropped (more characters than the largest frame).
+    """
+
+    frames: int = 0
+    comm_errors: int = 0
+    dropped_bytes: int = 0
+    overruns: int = 0
+
+
+class FramingError(ModbusProtocolError):
+    """The byte stream is not Modbus and the framer cannot resynchronise (MBAP).
+
+    Attributes:
+        frames: Complete frames received before the bad data in the same ``feed`` call. The
+            caller should still answer them (in order) before closing the connection.
+    """
+
+    def __init__(self, message: str, frames: list[Frame] | None = None) -> None:
+        super().__init__(message)
+        self.frames: list[Frame] = [] if frames is None else frames
+
+
+class Framer(Protocol):
+    """What every framer offers (MBAP, RTU and ASCII): feed bytes in, take frames out."""
+
+    counters: FramerCounters
+
+    @property
+    def pending(self) -> int:
+        """Number of bytes buffered (a partial frame)."""
+        ...
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes; return every complete frame now available, in order."""
+        ...
+
+    def build(self, unit_id: int, pdu: bytes, transaction_id: int = 0) -> bytes:
+        """Return the wire bytes of a frame carrying ``pdu``."""
+        ...
+
+    def reset(self) -> None:
+        """Forget buffered bytes."""
+        ...
+
+
+def check_build_args(unit_id: int, pdu: bytes, transaction_id: int) -> None:
+    """Validate the arguments of a framer's ``build`` method.
+
+    Args:
+        unit_id: Must be 0..255.
+        pdu: Must hold 1..253 bytes.
+        transaction_id: Must be 0..65535.
+
+    Raises:
+        ValueError: If a value is out of range.
+    """
+    if not 0 <= unit_id <= 0xFF:
+        raise ValueError(f"unit_id must be 0..255, got {unit_id}")
+    if not 0 <= transaction_id <= 0xFFFF:
+        raise ValueError(f"transaction_id must be 0..65535, got {transaction_id}")
+    if not 1 <= len(pdu) <= MAX_PDU_SIZE:
+        raise ValueError(f"pdu must hold 1..{MAX_PDU_SIZE} bytes, got {len(pdu)}")

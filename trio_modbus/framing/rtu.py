@@ -1,0 +1,418 @@
+"""Modbus RTU framing for the server role on a (possibly shared) serial line.
+
+Source: Modbus over Serial Line V1.02, section 2.5.1 (RTU), and the request / response layouts
+of the Modbus Application Protocol V1.1b3, section 6.
+
+Frame ends are found from the function code (a fixed length or a byte-count field, for the
+request and for the response layout) and confirmed by the CRC; silence on the line is an input
+(:meth:`RTUFramer.receive_silence`), never a clock read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from trio_modbus.framing.base import MAX_RTU_ADU, Frame, FramerCounters
+from trio_modbus.framing.base import check_build_args as _check_build_args
+from trio_modbus.framing.crc import _TABLE, crc16_bytes
+
+__all__ = [
+    "RTU_FAST_T15",
+    "RTU_FAST_T35",
+    "RTUFramer",
+    "RtuSizeRule",
+    "rtu_timing",
+]
+
+# Fixed inter-character (t1.5) and inter-frame (t3.5) times above 19200 baud, in seconds.
+RTU_FAST_T15 = 0.00075
+RTU_FAST_T35 = 0.00175
+# Above this baud rate the fixed times apply.
+_FAST_BAUDRATE = 19200
+# Smallest RTU ADU: address, function code, 2 CRC bytes.
+_MIN_ADU = 4
+
+# Layout kinds: how to find the ADU length from the bytes at the head of the buffer.
+_FIXED = 0  # param = ADU length
+_COUNT = 1  # param = offset of a one-byte byte count; length = adu[param] + param + 3
+_SEARCH = 2  # param = minimum length; shortest length whose CRC matches
+_DIAG = 3  # FC 08: 8 bytes, except sub-function 0000 (echo of any data) -> search from 6
+_MEI_REQUEST = 4  # FC 2B: MEI type 0E -> 7 bytes, other MEI types -> search from 5
+_MEI_RESPONSE = 5  # FC 2B: MEI type 0E -> walk the object list, other MEI types -> search
+
+# Results of _length besides a length.
+_NEED = -1  # more bytes are needed to know the length
+_INVALID = 0  # these bytes cannot have this layout
+_OVERRUN = -2  # a search found no frame end within the largest ADU
+
+_Layout = tuple[int, int, bool]  # (kind, param, is_request)
+
+# Request and response layouts of the public function codes (address at offset 0, CRC included).
+_REQUESTS: dict[int, tuple[int, int]] = {
+    0x01: (_FIXED, 8),  # read coils: start, quantity
+    0x02: (_FIXED, 8),  # read discrete inputs
+    0x03: (_FIXED, 8),  # read holding registers
+    0x04: (_FIXED, 8),  # read input registers
+    0x05: (_FIXED, 8),  # write single coil: address, value
+    0x06: (_FIXED, 8),  # write single register
+    0x07: (_FIXED, 4),  # read exception status: no data
+    0x08: (_DIAG, 0),  # diagnostics: sub-function, data
+    0x0B: (_FIXED, 4),  # get comm event counter: no data
+    0x0C: (_FIXED, 4),  # get comm event log: no data
+    0x0F: (_COUNT, 6),  # write multiple coils: start, quantity, byte count, values
+    0x10: (_COUNT, 6),  # write multiple registers
+    0x11: (_FIXED, 4),  # report server id: no data
+    0x14: (_COUNT, 2),  # read file record: byte count, sub-requests
+    0x15: (_COUNT, 2),  # write file record: byte count, sub-requests
+    0x16: (_FIXED, 10),  # mask write register: address, and mask, or mask
+    0x17: (_COUNT, 10),  # read/write multiple registers: 4 words, byte count, values
+    0x18: (_FIXED, 6),  # read FIFO queue: pointer address
+    0x2B: (_MEI_REQUEST, 0),  # encapsulated interface transport
+}
+_RESPONSES: dict[int, tuple[int, int]] = {
+    0x01: (_COUNT, 2),
+    0x02: (_COUNT, 2),
+    0x03: (_COUNT, 2),
+    0x04: (_COUNT, 2),
+    0x05: (_FIXED, 8),
+    0x06: (_FIXED, 8),
+    0x07: (_FIXED, 5),  # status byte
+    0x08: (_DIAG, 0),
+    0x0B: (_FIXED, 8),  # status, event count
+    0x0C: (_COUNT, 2),
+    0x0F: (_FIXED, 8),  # start, quantity
+    0x10: (_FIXED, 8),
+    0x11: (_COUNT, 2),
+    0x14: (_COUNT, 2),
+    0x15: (_COUNT, 2),
+    0x16: (_FIXED, 10),
+    0x17: (_COUNT, 2),
+    0x18: (_COUNT, 3),  # two-byte byte count (at most 64): its low byte decides
+    0x2B: (_MEI_RESPONSE, 0),
+}
+# An exception response: address, function code | 0x80, exception code, CRC.
+_EXCEPTION_LAYOUTS: tuple[_Layout, ...] = ((_FIXED, 5, False),)
+# A function code without a known layout: shortest CRC match from the minimum ADU.
+_UNKNOWN_LAYOUTS: tuple[_Layout, ...] = ((_SEARCH, _MIN_ADU, True),)
+
+
+@dataclass(frozen=True, slots=True)
+class RtuSizeRule:
+    """How to find the RTU frame length of a custom function (pymodbus's semantics).
+
+    Give one of the two; with neither, the frame end is searched by CRC like an unknown function.
+
+    Attributes:
+        frame_size: The whole ADU length, address and the 2 CRC bytes included (4..256), for a
+            fixed-length frame (for example 4 for a request without data).
+        byte_count_pos: Offset of the one-byte byte count within the ADU (address at offset 0);
+            the ADU length is ``adu[byte_count_pos] + byte_count_pos + 3``.
+    """
+
+    frame_size: int = 0
+    byte_count_pos: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frame_size and self.byte_count_pos:
+            raise ValueError("give frame_size or byte_count_pos, not both")
+        if self.frame_size and not _MIN_ADU <= self.frame_size <= MAX_RTU_ADU:
+            raise ValueError(
+                f"frame_size must be {_MIN_ADU}..{MAX_RTU_ADU}, got {self.frame_size}"
+            )
+        if self.byte_count_pos and not 2 <= self.byte_count_pos <= MAX_RTU_ADU - 3:
+            raise ValueError(
+                f"byte_count_pos must be 2..{MAX_RTU_ADU - 3}, got {self.byte_count_pos}"
+            )
+        if self.frame_size < 0 or self.byte_count_pos < 0:
+            raise ValueError("frame_size and byte_count_pos must not be negative")
+
+    def _layout(self, is_request: bool) -> _Layout:
+        if self.frame_size:
+            return (_FIXED, self.frame_size, is_request)
+        if self.byte_count_pos:
+            return (_COUNT, self.byte_count_pos, is_request)
+        return (_SEARCH, _MIN_ADU, is_request)
+
+
+def _standard_layouts(function_code: int) -> tuple[_Layout, ...]:
+    if function_code >= 0x80:
+        return _EXCEPTION_LAYOUTS
+    request = _REQUESTS.get(function_code)
+    if request is None:
+        return _UNKNOWN_LAYOUTS
+    response = _RESPONSES[function_code]
+    if response == request:
+        return ((*request, True),)
+    return ((*request, True), (*response, False))
+
+
+def _search(buf: bytes, off: int, avail: int, minimum: int, final: bool) -> int:
+    """Return the shortest length >= minimum whose CRC matches (residue 0), capped at 256."""
+    table = _TABLE
+    limit = min(avail, MAX_RTU_ADU)
+    crc = 0xFFFF
+    for length, byte in enumerate(buf[off : off + limit], 1):
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+        if not crc and length >= minimum:
+            return length
+    if avail >= MAX_RTU_ADU:
+        return _OVERRUN
+    return _INVALID if final else _NEED
+
+
+def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
+    """Walk a read-device-identification response: 8 header bytes, then (id, len, value)..."""
+    if avail < 8:
+        return _NEED
+    pos = 8
+    for _ in range(buf[off + 7]):
+        if pos + 2 > avail:
+            return _NEED
+        pos += 2 + buf[off + pos + 1]
+        if pos + 2 > MAX_RTU_ADU:
+            return _INVALID
+    return pos + 2
+
+
+def _length(kind: int, param: int, buf: bytes, off: int, avail: int, final: bool) -> int:
+    if kind == _FIXED:
+        return param
+    if kind == _COUNT:
+        return buf[off + param] + param + 3 if avail > param else _NEED
+    if kind == _SEARCH:
+        return _search(buf, off, avail, param, final)
+    if kind == _DIAG:
+        if avail < 4:
+            return _NEED
+        if buf[off + 2] or buf[off + 3]:
+            return 8
+        return _search(buf, off, avail, 6, final)
+    if avail < 3:
+        return _NEED
+    if buf[off + 2] != 0x0E:
+        return _search(buf, off, avail, 5, final)
+    if kind == _MEI_REQUEST:
+        return 7
+    return _mei_response_length(buf, off, avail)
+
+
+class RTUFramer:
+    """Sans-IO RTU framer for a server: feed received bytes, take complete requests out.
+
+    How a frame end is found, at the head of the buffer:
+
+    * The function code selects the candidate layouts: the request layout first, then the
+      response layout (another station answering on a shared bus), each a fixed length or a
+      byte-count field; an exception response (function code | 0x80) is 5 bytes. The first
+      candidate whose CRC matches wins. If a candidate needs bytes that have not arrived yet,
+      the framer waits for them before trying the next one (so a request is never mistaken for
+      a shorter response). Layouts that are identical for request and response (05, 06, 08,
+      15, 16, ...) resolve as requests.
+    * A function code without a known layout (and FC 08 sub-function 0000, and FC 2B with an
+      MEI type other than 0E) has no length rule: the frame ends at the shortest length (at
+      least 4) whose CRC matches within the bytes available, capped at 256 bytes. If no CRC
+      matches yet, the framer waits for more bytes, for silence, or for 256 bytes (then it
+      counts an overrun and resynchronises).
+    * When no candidate matches, one byte is dropped and the search restarts at the next byte
+      (resynchronisation). The whole episode counts one communication error.
+
+    CRC-valid requests are returned whatever their address (0 = broadcast; other addresses
+    are for other stations: the server decides). CRC-valid responses are counted in
+    ``counters.frames`` and skipped.
+
+    :meth:`receive_silence` (t3.5 elapsed) marks a frame boundary: every candidate that would
+    need more bytes is now known to be wrong, so the buffered bytes are scanned to the end
+    (which can still yield frames, returned by it) and the stale rest is discarded.
+
+    Args:
+        custom_sizes: Request layouts of custom function codes, by function code.
+    """
+
+    __slots__ = ("_buffer", "_layouts", "_resyncing", "counters")
+
+    def __init__(self, *, custom_sizes: Mapping[int, RtuSizeRule] | None = None) -> None:
+        self._buffer = b""
+        self._resyncing = False
+        self._layouts: list[tuple[_Layout, ...]] = [_standard_layouts(fc) for fc in range(256)]
+        self.counters = FramerCounters()
+        if custom_sizes:
+            for function_code, rule in custom_sizes.items():
+                self._register(function_code, rule, None)
+
+    @property
+    def pending(self) -> int:
+        """Number of buffered bytes (a partial frame; at most 255 after ``feed``)."""
+        return len(self._buffer)
+
+    def reset(self) -> None:
+        """Forget buffered bytes (without counting them)."""
+        self._buffer = b""
+        self._resyncing = False
+
+    def register_function(
+        self,
+        function_code: int,
+        *,
+        frame_size: int = 0,
+        byte_count_pos: int = 0,
+        response: RtuSizeRule | None = None,
+    ) -> None:
+        """Declare the RTU layout of a custom function code (replacing any standard layout).
+
+        Args:
+            function_code: The function code, 1..127.
+            frame_size: Whole request ADU length, address and CRC included (e.g. 4 for a request
+                without data).
+            byte_count_pos: Offset of the request's byte-count byte within the ADU (address at
+                offset 0); the length is ``adu[byte_count_pos] + byte_count_pos + 3``.
+            response: The layout of this function's responses, so that other stations' answers
+                on a shared bus are recognised and skipped; without it they are resynchronised
+                over (and count as one communication error).
+
+        Raises:
+            ValueError: If the function code or a size is out of range, or both sizes are given.
+        """
+        rule = RtuSizeRule(frame_size=frame_size, byte_count_pos=byte_count_pos)
+        self._register(function_code, rule, response)
+
+    def _register(
+        self, function_code: int, rule: RtuSizeRule, response: RtuSizeRule | None
+    ) -> None:
+        if not 1 <= function_code <= 0x7F:
+            raise ValueError(f"function_code must be 1..127, got {function_code}")
+        layouts = [rule._layout(True)]
+        if response is not None and response != rule:
+            layouts.append(response._layout(False))
+        self._layouts[function_code] = tuple(layouts)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes and return every complete request now available, in order.
+
+        Args:
+            data: Bytes received from the serial line (any amount, split anywhere).
+
+        Returns:
+            The CRC-valid requests, oldest first; a partial frame stays buffered.
+        """
+        buf = self._buffer + data if self._buffer else bytes(data)
+        return self._scan(buf, final=False)
+
+    def receive_silence(self) -> list[Frame]:
+        """Tell the framer that t3.5 of silence has elapsed: the current frame has ended.
+
+        Buffered bytes are scanned with that knowledge (a frame whose end could only be found by
+        the silence is returned), then whatever is left, a stale partial frame, is discarded and
+        counted (``dropped_bytes``, and one ``comm_errors`` unless already resynchronising).
+
+        Returns:
+            Requests completed by the silence; usually empty.
+        """
+        frames = self._scan(self._buffer, final=True) if self._buffer else []
+        if self._buffer:
+            self.counters.dropped_bytes += len(self._buffer)
+            if not self._resyncing:
+                self.counters.comm_errors += 1
+            self._buffer = b""
+        self._resyncing = False
+        return frames
+
+    def _scan(self, buf: bytes, *, final: bool) -> list[Frame]:
+        frames: list[Frame] = []
+        layouts_of = self._layouts
+        counters = self.counters
+        table = _TABLE
+        size = len(buf)
+        off = 0
+        while size - off >= _MIN_ADU:
+            avail = size - off
+            waiting = False
+            overrun = False
+            for kind, param, is_request in layouts_of[buf[off + 1]]:
+                length = param if kind == _FIXED else _length(kind, param, buf, off, avail, final)
+                if length == _NEED or length > avail:
+                    if final or length > MAX_RTU_ADU:
+                        continue
+                    waiting = True
+                    break
+                if length < _MIN_ADU:
+                    overrun = overrun or length == _OVERRUN
+                    continue
+                crc = 0xFFFF
+                for byte in buf[off : off + length]:
+                    crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+                if crc:
+                    continue
+                counters.frames += 1
+                self._resyncing = False
+                if is_request:
+                    frames.append(Frame(buf[off], buf[off + 1 : off + length - 2]))
+                off += length
+                break
+            else:
+                # No layout fits: drop one byte and look for a frame at the next one.
+                if not self._resyncing:
+                    self._resyncing = True
+                    if overrun:
+                        counters.overruns += 1
+                    else:
+                        counters.comm_errors += 1
+                counters.dropped_bytes += 1
+                off += 1
+                continue
+            if waiting:
+                break
+        self._buffer = buf[off:] if off else buf
+        return frames
+
+    def build(self, unit_id: int, pdu: bytes, transaction_id: int = 0) -> bytes:
+        """Return the wire bytes of a response: address + PDU + CRC (low byte first).
+
+        Args:
+            unit_id: The server address (1..247; 0..255 accepted).
+            pdu: Function code + data (1..253 bytes).
+            transaction_id: Ignored (RTU has none); accepted so every framer builds alike.
+
+        Returns:
+            The ADU to send.
+
+        Raises:
+            ValueError: If a value is out of range.
+        """
+        _check_build_args(unit_id, pdu, transaction_id)
+        adu = bytes((unit_id,)) + pdu
+        return adu + crc16_bytes(adu)
+
+
+def rtu_timing(
+    baudrate: int, *, bytesize: int = 8, parity: str = "E", stopbits: float = 1
+) -> tuple[float, float]:
+    """Return the RTU inter-character and inter-frame times (t1.5, t3.5) in seconds.
+
+    A character is 1 start bit + ``bytesize`` data bits + 1 parity bit (unless parity is "N") +
+    ``stopbits``. Above 19200 baud the specification fixes t1.5 = 750 us and t3.5 = 1.75 ms.
+
+    Args:
+        baudrate: Line speed in bits per second.
+        bytesize: Data bits per character (5..8).
+        parity: "N", "E", "O", "M" or "S".
+        stopbits: 1, 1.5 or 2.
+
+    Returns:
+        ``(t1.5, t3.5)``; at 9600 baud 8E1 about (0.00172, 0.00401).
+
+    Raises:
+        ValueError: If a parameter is out of range.
+    """
+    if baudrate <= 0:
+        raise ValueError(f"baudrate must be positive, got {baudrate}")
+    if not 5 <= bytesize <= 8:
+        raise ValueError(f"bytesize must be 5..8, got {bytesize}")
+    if parity not in ("N", "E", "O", "M", "S"):
+        raise ValueError(f"parity must be one of N, E, O, M, S, got {parity!r}")
+    if stopbits not in (1, 1.5, 2):
+        raise ValueError(f"stopbits must be 1, 1.5 or 2, got {stopbits}")
+    if baudrate > _FAST_BAUDRATE:
+        return RTU_FAST_T15, RTU_FAST_T35
+    char_time = (1 + bytesize + (parity != "N") + stopbits) / baudrate
+    return 1.5 * char_time, 3.5 * char_time

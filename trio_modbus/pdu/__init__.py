@@ -1,0 +1,76 @@
+"""The PDU layer: function codes, request decoding and validation, response encoding.
+
+Pure: no trio, no I/O, no clock, no logging. ``decode_request`` never raises; it returns a
+request value or the :class:`ExceptionResponse` the specification prescribes.
+"""
+
+from trio_modbus.pdu.bits import pack_bits, unpack_bits
+from trio_modbus.pdu.codec import MAX_PDU_SIZE, DecodeResult, decode_request
+from trio_modbus.pdu.codes import (
+    DiagnosticSubFunction,
+    ExceptionCode,
+    FunctionCode,
+    MEIType,
+    ReadDeviceIdCode,
+)
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
+from trio_modbus.pdu.requests import (
+    CustomRequest,
+    DiagnosticRequest,
+    FileRecord,
+    GetCommEventCounterRequest,
+    GetCommEventLogRequest,
+    MaskWriteRegisterRequest,
+    ReadBitsRequest,
+    ReadDeviceIdentificationRequest,
+    ReadExceptionStatusRequest,
+    ReadFifoQueueRequest,
+    ReadFileRecordRequest,
+    ReadRegistersRequest,
+    ReadWriteMultipleRegistersRequest,
+    ReportServerIdRequest,
+    Request,
+    WriteFileRecordRequest,
+    WriteMultipleCoilsRequest,
+    WriteMultipleRegistersRequest,
+    WriteSingleCoilRequest,
+    WriteSingleRegisterRequest,
+)
+
+ExcCodes = ExceptionCode  # pymodbus 3.x's name for the exception-code enum
+
+__all__ = [
+    "MAX_PDU_SIZE",
+    "CustomRequest",
+    "DecodeResult",
+    "DiagnosticRequest",
+    "DiagnosticSubFunction",
+    "ExcCodes",
+    "ExceptionCode",
+    "ExceptionResponse",
+    "FileRecord",
+    "FunctionCode",
+    "GetCommEventCounterRequest",
+    "GetCommEventLogRequest",
+    "MEIType",
+    "MaskWriteRegisterRequest",
+    "ModbusPDU",
+    "ReadBitsRequest",
+    "ReadDeviceIdCode",
+    "ReadDeviceIdentificationRequest",
+    "ReadExceptionStatusRequest",
+    "ReadFifoQueueRequest",
+    "ReadFileRecordRequest",
+    "ReadRegistersRequest",
+    "ReadWriteMultipleRegistersRequest",
+    "ReportServerIdRequest",
+    "Request",
+    "WriteFileRecordRequest",
+    "WriteMultipleCoilsRequest",
+    "WriteMultipleRegistersRequest",
+    "WriteSingleCoilRequest",
+    "WriteSingleRegisterRequest",
+    "decode_request",
+    "pack_bits",
+    "unpack_bits",
+]

@@ -1,0 +1,433 @@
+"""The engine shared by every transport: server lifecycle, statistics and the stream pipeline.
+
+A server owns one nursery. Everything it starts (accept loop, connection tasks, datagram
+tasks, the serial reader) lives in it, so leaving the ``async with`` block or cancelling the
+enclosing scope closes every socket and port. The pipeline of a byte stream is
+framer → decode → service → encode → framer, run by the connection's own task: every complete
+frame of a read is answered, in order, and the answers of a read are sent together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from trio_modbus._errors import ModbusProtocolError
+from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
+from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
+from trio_modbus.pdu.codec import DecodeResult, decode_request
+from trio_modbus.pdu.pdu import ModbusPDU
+from trio_modbus.service import DatastoreService, RequestContext, Response, Service
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "BaseServer",
+    "ServerStatistics",
+    "TracePacket",
+    "TracePdu",
+]
+
+log = logging.getLogger("trio_modbus.server")
+conn_log = logging.getLogger("trio_modbus.connection")
+wire_log = logging.getLogger("trio_modbus.wire")
+
+DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a client is closed
+DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
+DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
+_MIN_FRAME = 8  # the shortest MBAP frame (header + function code)
+
+TracePacket = Callable[[bool, bytes], bytes]
+"""``trace_packet(sending, data) -> data``: see or replace raw bytes."""
+TracePdu = Callable[[bool, Any], Any]
+"""``trace_pdu(sending, pdu) -> pdu``: see or replace a decoded request or a response."""
+TraceConnect = Callable[[bool], None]
+"""``trace_connect(connected)``: a client connected (True) or disconnected (False)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """A snapshot of a server's counters.
+
+    Attributes:
+        connections_accepted: TCP/TLS connections accepted since start.
+        connections_active: Connections open now.
+        connections_rejected: Connections closed at once because the limit was reached.
+        connections_evicted: Idle connections closed to make room for a new one.
+        idle_timeouts: Connections closed for inactivity.
+        handshake_failures: TLS handshakes that failed or timed out.
+        protocol_errors: Connections closed because the stream was not Modbus.
+        requests: Frames received and handed to the service.
+        responses: Replies sent.
+        datagrams_dropped: UDP datagrams dropped because too many were in progress.
+        serial_reopens: Times the serial port was reopened after it vanished.
+    """
+
+    connections_accepted: int = 0
+    connections_active: int = 0
+    connections_rejected: int = 0
+    connections_evicted: int = 0
+    idle_timeouts: int = 0
+    handshake_failures: int = 0
+    protocol_errors: int = 0
+    requests: int = 0
+    responses: int = 0
+    datagrams_dropped: int = 0
+    serial_reopens: int = 0
+
+
+class _Counters:
+    __slots__ = tuple(ServerStatistics.__dataclass_fields__)
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def snapshot(self) -> ServerStatistics:
+        return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
+
+
+def _unwrap_group(exc: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one meaningful exception of a nursery's group, or the group itself."""
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
+        for sub in group.exceptions:
+            if isinstance(sub, BaseExceptionGroup):
+                walk(sub)
+            else:
+                leaves.append(sub)
+
+    walk(exc)
+    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        return real[0]
+    if not real and leaves:
+        return leaves[0]
+    return exc
+
+
+class _Connection:
+    """One client stream and the scope that can stop it."""
+
+    __slots__ = ("idle", "last_active", "peer", "scope")
+
+    def __init__(self, peer: object) -> None:
+        self.peer = peer
+        self.scope = trio.CancelScope()
+        self.idle = True
+        self.last_active = 0
+
+
+class BaseServer:
+    """What every trio_modbus server shares: options, lifecycle, statistics, the pipeline.
+
+    Not instantiated directly: use ``serve_tcp``, ``serve_tls``, ``serve_udp`` or
+    ``serve_serial``. A server is an async context manager (``async with serve_tcp(...) as
+    server:``) and also offers ``await nursery.start(server.serve)``.
+    """
+
+    transport = "base"
+
+    def __init__(
+        self,
+        context: Any = None,
+        *,
+        service: Service | None = None,
+        framer: FramerType | str = FramerType.SOCKET,
+        identity: ModbusDeviceIdentification | None = None,
+        ignore_missing_devices: bool = False,
+        custom_functions: Iterable[type[ModbusPDU]] = (),
+        trace_packet: TracePacket | None = None,
+        trace_pdu: TracePdu | None = None,
+        trace_connect: TraceConnect | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        if (context is None) == (service is None):
+            raise TypeError("give exactly one of context= (a ModbusServerContext) or service=")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive or None, not {idle_timeout}")
+        self.framer = FramerType(framer)
+        self.diagnostics = DiagnosticState()
+        if service is None:
+            self.service: Service = DatastoreService(
+                context,
+                diagnostics=self.diagnostics,
+                identity=identity,
+                ignore_missing_devices=ignore_missing_devices,
+                custom_functions=custom_functions,
+            )
+            custom = dict(self.service.custom_functions)  # type: ignore[attr-defined]
+        else:
+            self.service = service
+            custom = {cls.function_code: cls for cls in custom_functions}
+        self.custom_functions: dict[int, type[ModbusPDU]] = custom
+        self.context = context
+        self.trace_packet = trace_packet
+        self.trace_pdu = trace_pdu
+        self.trace_connect = trace_connect
+        self.max_in_flight = max_in_flight
+        self.idle_timeout = idle_timeout
+        self._counters = _Counters()
+        self._connections: dict[_Connection, None] = {}
+        self._activity = 0
+        self._draining = False
+        self._nursery: trio.Nursery | None = None
+        self._stopped = trio.Event()
+        self._started = False
+
+    # -- public surface ------------------------------------------------------------------------
+
+    @property
+    def statistics(self) -> ServerStatistics:
+        """A snapshot of the server's counters."""
+        return self._counters.snapshot()
+
+    @property
+    def running(self) -> bool:
+        """True between start-up and the end of serving."""
+        return self._nursery is not None
+
+    def decode(self, pdu: bytes) -> DecodeResult:
+        """Decode a request PDU with this server's custom functions."""
+        return decode_request(pdu, self.custom_functions)
+
+    async def serve(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the server until cancelled or shut down.
+
+        For ``await nursery.start(server.serve)``: ``task_status.started`` reports the server
+        once it is bound (and, for TCP/TLS/UDP, its real port).
+        """
+        if self._started:
+            raise RuntimeError("a server object can be started once")
+        self._started = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._open()
+                log.info("%s server serving on %s", self.transport, self._describe())
+                nursery.start_soon(self._run)
+                task_status.started(self)
+        finally:
+            self._nursery = None
+            self._close_resources()
+            self._stopped.set()
+            log.info("%s server stopped", self.transport)
+
+    async def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop gracefully: stop accepting, let in-flight requests be answered, then close.
+
+        Args:
+            grace: Seconds to wait for connections busy with a request before cancelling them.
+        """
+        nursery = self._nursery
+        if nursery is None:
+            return
+        self._draining = True
+        self._stop_accepting()
+        for conn in list(self._connections):
+            if conn.idle:
+                conn.scope.cancel()
+        with trio.move_on_after(grace):
+            while self._connections:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+        await self._stopped.wait()
+
+    def close(self) -> None:
+        """Stop at once: cancel every task of the server (synchronous, idempotent)."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[BaseServer]:
+        body_failed = False
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.serve)
+                try:
+                    yield self
+                except BaseException:
+                    body_failed = True
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Give the caller the exception of its own block (or of the server) unwrapped.
+            unwrapped = _unwrap_group(group)
+            if unwrapped is group:
+                raise
+            raise unwrapped from (None if body_failed else unwrapped.__cause__)
+
+    async def __aenter__(self) -> Any:
+        self._cm = self._lifetime()
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._cm.__aexit__(*exc_info)
+
+    # -- for subclasses ------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Bind or open the transport (before ``task_status.started``)."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        """Serve until cancelled."""
+        raise NotImplementedError
+
+    def _stop_accepting(self) -> None:
+        """Stop taking new work (close the listener)."""
+
+    def _close_resources(self) -> None:
+        """Close what ``_open`` opened."""
+
+    def _describe(self) -> str:
+        return self.transport
+
+    def _make_framer(self) -> MBAPFramer | RTUFramer | ASCIIFramer:
+        if self.framer in (FramerType.SOCKET, FramerType.TLS):
+            return MBAPFramer()
+        if self.framer is FramerType.RTU:
+            framer = RTUFramer()
+            for fc, cls in self.custom_functions.items():
+                if cls.rtu_frame_size or cls.rtu_byte_count_pos:
+                    framer.register_function(
+                        fc, frame_size=cls.rtu_frame_size, byte_count_pos=cls.rtu_byte_count_pos
+                    )
+            return framer
+        return ASCIIFramer()
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        frames: list[Frame],
+        framer: MBAPFramer | RTUFramer | ASCIIFramer,
+        contexts: dict[int, RequestContext],
+        peer: object,
+        out: list[bytes],
+        *,
+        serial: bool = False,
+        broadcast: bool = False,
+    ) -> None:
+        """Run every frame through decode → service → encode, appending replies to ``out``."""
+        service = self.service
+        decode = self.decode
+        trace_pdu = self.trace_pdu
+        counters = self._counters
+        diag = self.diagnostics
+        for frame in frames:
+            unit = frame.unit_id
+            ctx = contexts.get(unit)
+            if ctx is None:
+                if serial and unit == 0:
+                    if not broadcast:
+                        continue  # a broadcast we do not take part in: never answered
+                    ctx = RequestContext(0, broadcast=True, peer=peer)
+                else:
+                    ctx = RequestContext(unit, peer=peer)
+                contexts[unit] = ctx
+            if not serial:
+                diag.bus_message_count += 1
+            counters.requests += 1
+            request = decode(frame.pdu)
+            if trace_pdu is not None:
+                request = trace_pdu(False, request)
+            response: Response | None = await service(request, ctx)
+            if response is None:
+                continue
+            if trace_pdu is not None:
+                response = trace_pdu(True, response)
+            pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
+            out.append(framer.build(unit, pdu, frame.transaction_id))
+            counters.responses += 1
+
+    async def _serve_stream(self, stream: trio.abc.Stream, conn: _Connection) -> None:
+        """Serve one TCP/TLS connection until EOF, error, idle timeout or shutdown."""
+        framer = self._make_framer()
+        contexts: dict[int, RequestContext] = {}
+        trace_packet = self.trace_packet
+        idle_timeout = self.idle_timeout
+        chunk = self.max_in_flight * _MIN_FRAME  # at most max_in_flight frames parsed at once
+        counters = self._counters
+        scope = conn.scope
+        peer = conn.peer
+        timed_out = True
+        with scope:
+            while not self._draining:
+                conn.idle = True
+                if idle_timeout is not None:
+                    scope.deadline = trio.current_time() + idle_timeout
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    timed_out = False
+                    break
+                conn.idle = False
+                if idle_timeout is not None:
+                    scope.deadline = math.inf
+                if not data:
+                    timed_out = False
+                    break
+                self._activity += 1
+                conn.last_active = self._activity
+                if trace_packet is not None:
+                    data = trace_packet(False, data)
+                if wire_log.isEnabledFor(logging.DEBUG):
+                    wire_log.debug("%s recv %s", peer, data.hex(" "))
+                error: ModbusProtocolError | None = None
+                out: list[bytes] = []
+                for start in range(0, len(data), chunk):
+                    try:
+                        frames = framer.feed(data[start : start + chunk])
+                    except ModbusProtocolError as exc:
+                        frames, error = list(getattr(exc, "frames", ())), exc
+                    await self._answer(frames, framer, contexts, peer, out)
+                    if error is not None:
+                        break
+                    if len(out) >= self.max_in_flight:
+                        await self._send(stream, out, peer)
+                        out = []
+                if out:
+                    await self._send(stream, out, peer)
+                if error is not None:
+                    counters.protocol_errors += 1
+                    conn_log.warning("%s: closing, not Modbus: %s", peer, error)
+                    timed_out = False
+                    break
+            else:
+                timed_out = False
+        if scope.cancelled_caught and timed_out and idle_timeout is not None and not self._draining:
+            if trio.current_time() >= scope.deadline:
+                counters.idle_timeouts += 1
+                conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
+
+    async def _send(self, stream: trio.abc.Stream, out: list[bytes], peer: object) -> None:
+        data = b"".join(out) if len(out) > 1 else out[0]
+        if self.trace_packet is not None:
+            data = self.trace_packet(True, data)
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s send %s", peer, data.hex(" "))
+        try:
+            await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            # The peer went away: the next receive ends the connection.
+            pass
+
+    def _notify_connect(self, connected: bool) -> None:
+        if self.trace_connect is not None:
+            try:
+                self.trace_connect(connected)
+            except Exception:
+                log.exception("trace_connect hook failed")

@@ -1,0 +1,286 @@
+"""Modbus over a serial line (RTU or ASCII), with one reader task that outlives the port."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+import trio_serial
+
+from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import ModbusDeviceIdentification
+from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
+from trio_modbus.pdu.pdu import ModbusPDU
+from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu
+from trio_modbus.service import RequestContext, Service
+
+__all__ = ["DEFAULT_REOPEN_DELAY", "SerialServer", "serve_serial"]
+
+log = logging.getLogger("trio_modbus.server")
+
+DEFAULT_BAUDRATE = 19200  # pymodbus's default
+DEFAULT_REOPEN_DELAY = 1.0  # seconds between attempts to reopen a vanished port
+ASCII_CHARACTER_TIMEOUT = 1.0  # seconds; the serial line spec's default inter-character timeout
+
+_PARITY = {
+    "N": trio_serial.Parity.NONE,
+    "E": trio_serial.Parity.EVEN,
+    "O": trio_serial.Parity.ODD,
+    "M": trio_serial.Parity.MARK,
+    "S": trio_serial.Parity.SPACE,
+}
+_STOPBITS = {
+    1: trio_serial.StopBits.ONE,
+    1.5: trio_serial.StopBits.ONE_POINT_FIVE,
+    2: trio_serial.StopBits.TWO,
+}
+_PORT_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class _PortVanished(Exception):
+    pass
+
+
+class SerialServer(BaseServer):
+    """A Modbus server on a serial line. Create it with :func:`serve_serial`."""
+
+    transport = "serial"
+
+    def __init__(
+        self,
+        context: Any = None,
+        *,
+        port: str,
+        baudrate: int = DEFAULT_BAUDRATE,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+        broadcast: bool = False,
+        handle_local_echo: bool = False,
+        reopen_delay: float = DEFAULT_REOPEN_DELAY,
+        **options: Any,
+    ) -> None:
+        options.setdefault("framer", FramerType.RTU)
+        options.setdefault("idle_timeout", None)
+        # A request for a unit this server does not hold belongs to another station.
+        options["ignore_missing_devices"] = True
+        super().__init__(context, **options)
+        if self.framer not in (FramerType.RTU, FramerType.ASCII):
+            raise ValueError(f"a serial server speaks RTU or ASCII, not {self.framer.value}")
+        if parity.upper() not in _PARITY:
+            raise ValueError(f"parity must be one of N, E, O, M, S, not {parity!r}")
+        if stopbits not in _STOPBITS:
+            raise ValueError(f"stopbits must be 1, 1.5 or 2, not {stopbits!r}")
+        if bytesize not in (5, 6, 7, 8):
+            raise ValueError(f"bytesize must be 5..8, not {bytesize!r}")
+        self.port = port
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity.upper()
+        self.stopbits = stopbits
+        self.broadcast = broadcast
+        self.handle_local_echo = handle_local_echo
+        self.reopen_delay = reopen_delay
+        self.t1_5, self.t3_5 = rtu_timing(
+            baudrate, bytesize=bytesize, parity=self.parity, stopbits=stopbits
+        )
+        self._stream: trio_serial.SerialStream | None = None
+        self.port_open = trio.Event()
+
+    def _describe(self) -> str:
+        return f"{self.port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+    async def _open(self) -> None:
+        # The port is opened by the reader task, which reopens it whenever it vanishes; a
+        # missing port at start-up is logged and retried, not fatal.
+        pass
+
+    def _close_resources(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream._close()  # noqa: SLF001 - synchronous close on the way out
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            stream = trio_serial.SerialStream(
+                self.port,
+                baudrate=self.baudrate,
+                bytesize=self.bytesize,
+                parity=_PARITY[self.parity],
+                stopbits=_STOPBITS[self.stopbits],
+            )
+            try:
+                await stream.aopen()
+            except OSError as exc:
+                if first:
+                    log.warning("serial port %s cannot be opened (%s); retrying", self.port, exc)
+                first = False
+                await trio.sleep(self.reopen_delay)
+                continue
+            if not first:
+                self._counters.serial_reopens += 1
+                log.info("serial port %s reopened", self.port)
+            first = False
+            self._stream = stream
+            self.port_open.set()
+            self._notify_connect(True)
+            try:
+                await self._serve_port(stream)
+            except (_PortVanished, *_PORT_GONE) as exc:
+                log.warning("serial port %s lost: %s", self.port, exc or "end of file")
+            finally:
+                self.port_open = trio.Event()
+                self._stream = None
+                stream._close(notify_closing=True)  # noqa: SLF001
+                self._notify_connect(False)
+            await trio.sleep(self.reopen_delay)
+
+    async def _serve_port(self, stream: trio_serial.SerialStream) -> None:
+        framer = self._make_framer()
+        assert isinstance(framer, RTUFramer | ASCIIFramer)
+        rtu = isinstance(framer, RTUFramer)
+        silence = self.t3_5 if rtu else ASCII_CHARACTER_TIMEOUT
+        contexts: dict[int, RequestContext] = {}
+        diag = self.diagnostics
+        counters = framer.counters
+        seen = (0, 0, 0)
+        echo = b""
+        while True:
+            data = b""
+            if framer.pending:
+                with trio.move_on_after(silence):
+                    data = await stream.receive_some(4096)
+                if not data:
+                    frames = framer.receive_silence()
+                    await self._frames(frames, framer, stream, contexts)
+                    continue
+            else:
+                data = await stream.receive_some(4096)
+            if not data:
+                raise _PortVanished()
+            if echo:
+                # Drop the echo of our own reply (two-wire RS-485 adapters hear themselves).
+                n = len(echo) if data.startswith(echo) else _common_prefix(data, echo)
+                data, echo = data[n:], echo[n:]
+                if not data:
+                    continue
+            if self.trace_packet is not None:
+                data = self.trace_packet(False, data)
+            frames = framer.feed(data)
+            # Bus-level counters come from the framer: every frame seen on the line (ours,
+            # other stations' requests and responses) and every corrupt one.
+            now = (counters.frames, counters.comm_errors, counters.overruns)
+            diag.bus_message_count += now[0] - seen[0]
+            diag.bus_communication_error_count += now[1] - seen[1]
+            diag.bus_character_overrun_count += now[2] - seen[2]
+            seen = now
+            sent = await self._frames(frames, framer, stream, contexts)
+            if self.handle_local_echo and sent:
+                echo += sent
+            if isinstance(framer, ASCIIFramer) and framer.delimiter != diag.ascii_delimiter:
+                framer.set_delimiter(diag.ascii_delimiter)  # changed by FC 08/03
+
+    async def _frames(
+        self,
+        frames: list[Frame],
+        framer: RTUFramer | ASCIIFramer,
+        stream: trio_serial.SerialStream,
+        contexts: dict[int, RequestContext],
+    ) -> bytes:
+        if not frames:
+            return b""
+        out: list[bytes] = []
+        await self._answer(
+            frames, framer, contexts, self.port, out, serial=True, broadcast=self.broadcast
+        )
+        if not out:
+            return b""
+        data = b"".join(out)
+        if self.trace_packet is not None:
+            data = self.trace_packet(True, data)
+        await stream.send_all(data)
+        return data
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def serve_serial(
+    context: Any = None,
+    *,
+    port: str,
+    framer: FramerType | str = FramerType.RTU,
+    baudrate: int = DEFAULT_BAUDRATE,
+    bytesize: int = 8,
+    parity: str = "N",
+    stopbits: float = 1,
+    broadcast: bool = False,
+    handle_local_echo: bool = False,
+    reopen_delay: float = DEFAULT_REOPEN_DELAY,
+    service: Service | None = None,
+    identity: ModbusDeviceIdentification | None = None,
+    custom_functions: Iterable[type[ModbusPDU]] = (),
+    trace_packet: TracePacket | None = None,
+    trace_pdu: TracePdu | None = None,
+    trace_connect: TraceConnect | None = None,
+) -> SerialServer:
+    """A Modbus server on a serial line (RTU or ASCII).
+
+    One reader task owns the port. Requests for unit ids the context does not hold belong to
+    other stations and get no reply; unit 0 is a broadcast (executed on every device when
+    ``broadcast`` is on, never answered). If the port vanishes (a USB adapter unplugged), the
+    server keeps running and reopens it every ``reopen_delay`` seconds.
+
+    Example (the test recipe: a pty pair from ``socat -d -d pty,raw,echo=0 pty,raw,echo=0``)::
+
+        async with serve_serial(context, port="/dev/pts/5", baudrate=115200) as server:
+            ...  # a client opens the other end of the pair
+
+    Args:
+        context: A ``ModbusServerContext`` (or give ``service=``).
+        port: The serial device (e.g. ``/dev/ttyUSB0``).
+        framer: ``FramerType.RTU`` or ``FramerType.ASCII``.
+        baudrate: Line speed.
+        bytesize: Data bits.
+        parity: ``"N"``, ``"E"``, ``"O"``, ``"M"`` or ``"S"``.
+        stopbits: 1, 1.5 or 2.
+        broadcast: Execute writes sent to unit 0 (never answered).
+        handle_local_echo: Drop the echo of our own replies.
+        reopen_delay: Seconds between attempts to (re)open the port.
+        service: A custom service instead of the datastore one.
+        identity: Device identification.
+        custom_functions: User-defined function codes (with their RTU frame sizes).
+        trace_packet: Raw bytes hook.
+        trace_pdu: PDU hook.
+        trace_connect: Called with True when the port opens, False when it closes.
+
+    Returns:
+        The server (not yet running).
+    """
+    return SerialServer(
+        context,
+        port=port,
+        framer=framer,
+        baudrate=baudrate,
+        bytesize=bytesize,
+        parity=parity,
+        stopbits=stopbits,
+        broadcast=broadcast,
+        handle_local_echo=handle_local_echo,
+        reopen_delay=reopen_delay,
+        service=service,
+        identity=identity,
+        custom_functions=custom_functions,
+        trace_packet=trace_packet,
+        trace_pdu=trace_pdu,
+        trace_connect=trace_connect,
+    )
