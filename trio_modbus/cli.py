@@ -27,7 +27,9 @@ DEFAULT_BLOCK_SIZE = 10_000  # addresses 0..9999 of each table in the embedded d
 log = logging.getLogger("trio_modbus.server")
 
 
-def default_context(units: Sequence[int] = (), size: int = DEFAULT_BLOCK_SIZE) -> ModbusServerContext:
+def default_context(
+    units: Sequence[int] = (), size: int = DEFAULT_BLOCK_SIZE
+) -> ModbusServerContext:
     """The embedded datastore of ``trio-modbus serve``.
 
     Each device has ``size`` coils, discrete inputs, holding and input registers at protocol
@@ -97,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated unit ids, each with its own device (default: one device, any id)",
     )
     serve.add_argument("--size", type=int, default=DEFAULT_BLOCK_SIZE, help="addresses per table")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser
 
 

@@ -132,13 +132,14 @@ def test_read_device_identification_spec_example() -> None:
 
 
 def test_read_device_identification_more_follows() -> None:
-    objects = [(0x00, b"Company identification"), (0x01, b"Product code XXXXXXXXXXXXXXXX")]
+    # The spec's second example again miscounts its own string; 28 characters, length 1C.
+    objects = [(0x00, b"Company identification"), (0x01, b"Product code XXXXXXXXXXXXXXX")]
     assert enc.encode_device_identification(0x01, 0x01, True, 0x02, objects) == (
         h("2B 0E 01 01 FF 02 02")
         + h("00 16")
         + b"Company identification"
         + h("01 1C")
-        + b"Product code XXXXXXXXXXXXXXXX"
+        + b"Product code XXXXXXXXXXXXXXX"
     )
 
 

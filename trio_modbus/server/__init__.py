@@ -6,7 +6,13 @@ with the compatibility layer.
 
 from trio_modbus.server._engine import BaseServer, ServerStatistics
 from trio_modbus.server._serial import SerialServer, serve_serial
-from trio_modbus.server._tcp import TcpServer, TlsServer, make_server_ssl_context, serve_tcp, serve_tls
+from trio_modbus.server._tcp import (
+    TcpServer,
+    TlsServer,
+    make_server_ssl_context,
+    serve_tcp,
+    serve_tls,
+)
 from trio_modbus.server._udp import UdpServer, serve_udp
 
 __all__ = [

@@ -9,12 +9,13 @@ frame of a read is answered, in order, and the answers of a read are sent togeth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -84,11 +85,34 @@ class ServerStatistics:
 
 
 class _Counters:
-    __slots__ = tuple(ServerStatistics.__dataclass_fields__)
+    """The live, mutable counters behind :class:`ServerStatistics`."""
+
+    __slots__ = (
+        "connections_accepted",
+        "connections_active",
+        "connections_evicted",
+        "connections_rejected",
+        "datagrams_dropped",
+        "handshake_failures",
+        "idle_timeouts",
+        "protocol_errors",
+        "requests",
+        "responses",
+        "serial_reopens",
+    )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.connections_accepted = 0
+        self.connections_active = 0
+        self.connections_evicted = 0
+        self.connections_rejected = 0
+        self.datagrams_dropped = 0
+        self.handshake_failures = 0
+        self.idle_timeouts = 0
+        self.protocol_errors = 0
+        self.requests = 0
+        self.responses = 0
+        self.serial_reopens = 0
 
     def snapshot(self) -> ServerStatistics:
         return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
@@ -167,7 +191,7 @@ class BaseServer:
                 ignore_missing_devices=ignore_missing_devices,
                 custom_functions=custom_functions,
             )
-            custom = dict(self.service.custom_functions)  # type: ignore[attr-defined]
+            custom = dict(self.service.custom_functions)
         else:
             self.service = service
             custom = {cls.function_code: cls for cls in custom_functions}
@@ -243,6 +267,37 @@ class BaseServer:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
+
+    async def handle_stream(self, stream: trio.abc.Stream, *, peer: object = None) -> None:
+        """Serve one already-connected byte stream until it ends, then close it.
+
+        Any ``trio.abc.Stream`` works (a socket, a TLS stream, one half of
+        ``trio.testing.memory_stream_pair()``): this is how tests drive the connection engine
+        without sockets, and how an application serves a transport of its own. The stream
+        counts as a connection for ``statistics``, idle timeouts and ``shutdown``.
+
+        Args:
+            stream: The client's stream.
+            peer: What logs and ``RequestContext.peer`` name the client by.
+        """
+        conn = _Connection(peer)
+        self._connections[conn] = None
+        self._counters.connections_accepted += 1
+        await self._run_connection(stream, conn)
+
+    async def _run_connection(self, stream: trio.abc.Stream, conn: _Connection) -> None:
+        counters = self._counters
+        counters.connections_active += 1
+        conn_log.info("%s: connected", conn.peer)
+        self._notify_connect(True)
+        try:
+            await self._serve_stream(stream, conn)
+        finally:
+            self._connections.pop(conn, None)
+            counters.connections_active -= 1
+            await trio.aclose_forcefully(stream)
+            self._notify_connect(False)
+            conn_log.info("%s: disconnected", conn.peer)
 
     def close(self) -> None:
         """Stop at once: cancel every task of the server (synchronous, idempotent)."""
@@ -370,7 +425,7 @@ class BaseServer:
                 if idle_timeout is not None:
                     scope.deadline = trio.current_time() + idle_timeout
                 try:
-                    data = await stream.receive_some(65536)
+                    data = cast(bytes, await stream.receive_some(65536))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     timed_out = False
                     break
@@ -408,10 +463,15 @@ class BaseServer:
                     break
             else:
                 timed_out = False
-        if scope.cancelled_caught and timed_out and idle_timeout is not None and not self._draining:
-            if trio.current_time() >= scope.deadline:
-                counters.idle_timeouts += 1
-                conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
+        if (
+            scope.cancelled_caught
+            and timed_out
+            and idle_timeout is not None
+            and not self._draining
+            and trio.current_time() >= scope.deadline
+        ):
+            counters.idle_timeouts += 1
+            conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
 
     async def _send(self, stream: trio.abc.Stream, out: list[bytes], peer: object) -> None:
         data = b"".join(out) if len(out) > 1 else out[0]
@@ -419,11 +479,9 @@ class BaseServer:
             data = self.trace_packet(True, data)
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s send %s", peer, data.hex(" "))
-        try:
+        # A peer that went away is noticed by the next receive, which ends the connection.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            # The peer went away: the next receive ends the connection.
-            pass
 
     def _notify_connect(self, connected: bool) -> None:
         if self.trace_connect is not None:

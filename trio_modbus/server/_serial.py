@@ -8,6 +8,7 @@ from typing import Any
 
 import trio
 import trio_serial
+from trio_serial.abstract import AbstractSerialStream, Parity, StopBits
 
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
@@ -25,16 +26,16 @@ DEFAULT_REOPEN_DELAY = 1.0  # seconds between attempts to reopen a vanished port
 ASCII_CHARACTER_TIMEOUT = 1.0  # seconds; the serial line spec's default inter-character timeout
 
 _PARITY = {
-    "N": trio_serial.Parity.NONE,
-    "E": trio_serial.Parity.EVEN,
-    "O": trio_serial.Parity.ODD,
-    "M": trio_serial.Parity.MARK,
-    "S": trio_serial.Parity.SPACE,
+    "N": Parity.NONE,
+    "E": Parity.EVEN,
+    "O": Parity.ODD,
+    "M": Parity.MARK,
+    "S": Parity.SPACE,
 }
 _STOPBITS = {
-    1: trio_serial.StopBits.ONE,
-    1.5: trio_serial.StopBits.ONE_POINT_FIVE,
-    2: trio_serial.StopBits.TWO,
+    1: StopBits.ONE,
+    1.5: StopBits.ONE_POINT_FIVE,
+    2: StopBits.TWO,
 }
 _PORT_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -86,7 +87,7 @@ class SerialServer(BaseServer):
         self.t1_5, self.t3_5 = rtu_timing(
             baudrate, bytesize=bytesize, parity=self.parity, stopbits=stopbits
         )
-        self._stream: trio_serial.SerialStream | None = None
+        self._stream: AbstractSerialStream | None = None
         self.port_open = trio.Event()
 
     def _describe(self) -> str:
@@ -97,15 +98,10 @@ class SerialServer(BaseServer):
         # missing port at start-up is logged and retried, not fatal.
         pass
 
-    def _close_resources(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream._close()  # noqa: SLF001 - synchronous close on the way out
-
     async def _run(self) -> None:
         first = True
         while True:
-            stream = trio_serial.SerialStream(
+            stream: AbstractSerialStream = trio_serial.SerialStream(
                 self.port,
                 baudrate=self.baudrate,
                 bytesize=self.bytesize,
@@ -134,11 +130,11 @@ class SerialServer(BaseServer):
             finally:
                 self.port_open = trio.Event()
                 self._stream = None
-                stream._close(notify_closing=True)  # noqa: SLF001
+                await trio.aclose_forcefully(stream)
                 self._notify_connect(False)
             await trio.sleep(self.reopen_delay)
 
-    async def _serve_port(self, stream: trio_serial.SerialStream) -> None:
+    async def _serve_port(self, stream: AbstractSerialStream) -> None:
         framer = self._make_framer()
         assert isinstance(framer, RTUFramer | ASCIIFramer)
         rtu = isinstance(framer, RTUFramer)
@@ -152,13 +148,13 @@ class SerialServer(BaseServer):
             data = b""
             if framer.pending:
                 with trio.move_on_after(silence):
-                    data = await stream.receive_some(4096)
+                    data = bytes(await stream.receive_some(4096))
                 if not data:
                     frames = framer.receive_silence()
                     await self._frames(frames, framer, stream, contexts)
                     continue
             else:
-                data = await stream.receive_some(4096)
+                data = bytes(await stream.receive_some(4096))
             if not data:
                 raise _PortVanished()
             if echo:
@@ -187,7 +183,7 @@ class SerialServer(BaseServer):
         self,
         frames: list[Frame],
         framer: RTUFramer | ASCIIFramer,
-        stream: trio_serial.SerialStream,
+        stream: AbstractSerialStream,
         contexts: dict[int, RequestContext],
     ) -> bytes:
         if not frames:

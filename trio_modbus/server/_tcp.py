@@ -82,7 +82,9 @@ class TcpServer(BaseServer):
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         if limit_policy not in ("evict-oldest-idle", "reject"):
-            raise ValueError(f"limit_policy must be 'evict-oldest-idle' or 'reject', not {limit_policy!r}")
+            raise ValueError(
+                f"limit_policy must be 'evict-oldest-idle' or 'reject', not {limit_policy!r}"
+            )
         self.host = host
         self.port = port
         self.backlog = backlog
@@ -174,9 +176,12 @@ class TcpServer(BaseServer):
             return False
         victim: _Connection | None = None
         for conn in self._connections:
-            if conn.idle and not conn.scope.cancel_called:
-                if victim is None or conn.last_active < victim.last_active:
-                    victim = conn
+            if (
+                conn.idle
+                and not conn.scope.cancel_called
+                and (victim is None or conn.last_active < victim.last_active)
+            ):
+                victim = conn
         if victim is None:
             return False
         victim.scope.cancel()
@@ -187,22 +192,17 @@ class TcpServer(BaseServer):
         return True
 
     async def _handle(self, sock: stdlib_socket.socket, conn: _Connection) -> None:
-        counters = self._counters
-        counters.connections_active += 1
-        conn_log.info("%s: connected", conn.peer)
-        self._notify_connect(True)
         stream: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         try:
             stream = await self._wrap(stream, conn)
-            await self._serve_stream(stream, conn)
         except _HandshakeFailed:
-            pass
-        finally:
             self._connections.pop(conn, None)
-            counters.connections_active -= 1
+            return
+        except BaseException:  # cancelled during the handshake
+            self._connections.pop(conn, None)
             await trio.aclose_forcefully(stream)
-            self._notify_connect(False)
-            conn_log.info("%s: disconnected", conn.peer)
+            raise
+        await self._run_connection(stream, conn)
 
     async def _wrap(self, stream: trio.abc.Stream, conn: _Connection) -> trio.abc.Stream:
         return stream

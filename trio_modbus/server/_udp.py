@@ -174,5 +174,3 @@ def serve_udp(
         trace_connect=trace_connect,
         max_datagrams=max_datagrams,
     )
-
-
