@@ -2,6 +2,9 @@
 
 import nox
 
+RUFF = "ruff==0.17.5"  # pinned: formatting must not change under our feet
+MYPY = "mypy==2.4.1"
+
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -31,7 +34,7 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff")
+    session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -39,5 +42,5 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".", MYPY)
     session.run("mypy", "--strict", "trio_modbus")

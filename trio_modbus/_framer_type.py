@@ -7,7 +7,7 @@ import enum
 __all__ = ["FramerType"]
 
 
-class FramerType(str, enum.Enum):
+class FramerType(enum.StrEnum):
     """Which framing a server speaks (pymodbus's ``FramerType``, same values)."""
 
     SOCKET = "socket"
