@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -44,6 +44,7 @@ DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a
 DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
 DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
 _MIN_FRAME = 8  # the shortest MBAP frame (header + function code)
+_MIN_SERIAL_FRAME = 4  # the shortest RTU frame (address, function code, CRC); ASCII is longer
 
 TracePacket = Callable[[bool, bytes], bytes]
 """``trace_packet(sending, data) -> data``: see or replace raw bytes."""
@@ -209,6 +210,7 @@ class BaseServer:
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
         self._started = False
+        self._cm: AbstractAsyncContextManager[BaseServer] | None = None
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -236,14 +238,22 @@ class BaseServer:
             raise RuntimeError("a server object can be started once")
         self._started = True
         try:
+            # Bind outside the nursery, so that a failure (port in use) comes out of
+            # ``nursery.start(server.serve)`` as itself, not wrapped in an ExceptionGroup.
+            await self._open()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._open()
                 log.info("%s server serving on %s", self.transport, self._describe())
                 nursery.start_soon(self._run)
                 task_status.started(self)
+                # Serve until cancelled (close, shutdown, the enclosing scope), not until the
+                # accept loop ends: shutdown closes the listener first and then drains.
+                await trio.sleep_forever()
         finally:
             self._nursery = None
+            # Streams given to handle_stream run in their callers' tasks: stop them too.
+            for conn in list(self._connections):
+                conn.scope.cancel()
             self._close_resources()
             self._stopped.set()
             log.info("%s server stopped", self.transport)
@@ -263,7 +273,7 @@ class BaseServer:
             if conn.idle:
                 conn.scope.cancel()
         with trio.move_on_after(grace):
-            while self._connections:
+            while self._in_progress():
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
         await self._stopped.wait()
@@ -295,9 +305,11 @@ class BaseServer:
         finally:
             self._connections.pop(conn, None)
             counters.connections_active -= 1
-            await trio.aclose_forcefully(stream)
-            self._notify_connect(False)
-            conn_log.info("%s: disconnected", conn.peer)
+            try:
+                await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
+            finally:
+                self._notify_connect(False)
+                conn_log.info("%s: disconnected", conn.peer)
 
     def close(self) -> None:
         """Stop at once: cancel every task of the server (synchronous, idempotent)."""
@@ -306,29 +318,36 @@ class BaseServer:
 
     @asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[BaseServer]:
-        body_failed = False
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.serve)
                 try:
                     yield self
-                except BaseException:
-                    body_failed = True
-                    raise
                 finally:
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # Give the caller the exception of its own block (or of the server) unwrapped.
+            # Give the caller the exception of its own block (or of the server) unwrapped and
+            # unchanged: raising it here chains the group as its context, so restore the
+            # exception's own __cause__ and __context__ on the way out.
             unwrapped = _unwrap_group(group)
             if unwrapped is group:
                 raise
-            raise unwrapped from (None if body_failed else unwrapped.__cause__)
+            chain = (unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__)
+            try:
+                raise unwrapped
+            finally:
+                unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__ = chain
 
     async def __aenter__(self) -> Any:
+        # Refuse a second entry before touching ``_cm``: replacing it would abandon the
+        # running server's context manager (and its nursery).
+        if self._started or self._cm is not None:
+            raise RuntimeError("a server object can be started once")
         self._cm = self._lifetime()
         return await self._cm.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._cm is not None
         return await self._cm.__aexit__(*exc_info)
 
     # -- for subclasses ------------------------------------------------------------------------
@@ -343,6 +362,10 @@ class BaseServer:
 
     def _stop_accepting(self) -> None:
         """Stop taking new work (close the listener)."""
+
+    def _in_progress(self) -> bool:
+        """Whether work that ``shutdown`` lets finish is still running (open connections)."""
+        return bool(self._connections)
 
     def _close_resources(self) -> None:
         """Close what ``_open`` opened."""
@@ -414,7 +437,8 @@ class BaseServer:
         contexts: dict[int, RequestContext] = {}
         trace_packet = self.trace_packet
         idle_timeout = self.idle_timeout
-        chunk = self.max_in_flight * _MIN_FRAME  # at most max_in_flight frames parsed at once
+        max_in_flight = self.max_in_flight
+        min_frame = _MIN_FRAME if isinstance(framer, MBAPFramer) else _MIN_SERIAL_FRAME
         counters = self._counters
         scope = conn.scope
         peer = conn.peer
@@ -443,15 +467,20 @@ class BaseServer:
                     wire_log.debug("%s recv %s", peer, data.hex(" "))
                 error: ModbusProtocolError | None = None
                 out: list[bytes] = []
-                for start in range(0, len(data), chunk):
+                pos, size = 0, len(data)
+                while pos < size:
+                    # Feed only as many bytes as can complete the frames there is room for,
+                    # so that at most max_in_flight requests wait for their answers.
+                    end = pos + (max_in_flight - len(out)) * min_frame
                     try:
-                        frames = framer.feed(data[start : start + chunk])
+                        frames = framer.feed(data[pos:end])
                     except ModbusProtocolError as exc:
                         frames, error = list(getattr(exc, "frames", ())), exc
+                    pos = end
                     await self._answer(frames, framer, contexts, peer, out)
                     if error is not None:
                         break
-                    if len(out) >= self.max_in_flight:
+                    if len(out) >= max_in_flight:
                         await self._send(stream, out, peer)
                         out = []
                 if out:

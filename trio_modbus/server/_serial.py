@@ -99,7 +99,8 @@ class SerialServer(BaseServer):
         pass
 
     async def _run(self) -> None:
-        first = True
+        first = True  # warn about the first failure to open only
+        opened = False  # once the port has been open, opening it again is a reopen
         while True:
             stream: AbstractSerialStream = trio_serial.SerialStream(
                 self.port,
@@ -116,10 +117,11 @@ class SerialServer(BaseServer):
                 first = False
                 await trio.sleep(self.reopen_delay)
                 continue
-            if not first:
+            if opened:
                 self._counters.serial_reopens += 1
                 log.info("serial port %s reopened", self.port)
             first = False
+            opened = True
             self._stream = stream
             self.port_open.set()
             self._notify_connect(True)
@@ -130,8 +132,10 @@ class SerialServer(BaseServer):
             finally:
                 self.port_open = trio.Event()
                 self._stream = None
-                await trio.aclose_forcefully(stream)
-                self._notify_connect(False)
+                try:
+                    await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
+                finally:
+                    self._notify_connect(False)
             await trio.sleep(self.reopen_delay)
 
     async def _serve_port(self, stream: AbstractSerialStream) -> None:

@@ -49,6 +49,7 @@ class UdpServer(BaseServer):
         self.max_datagrams = max_datagrams
         self._sock: trio.socket.SocketType | None = None
         self._busy = 0
+        self._receiving = trio.CancelScope()  # cancelled by shutdown: stop taking datagrams
 
     @property
     def address(self) -> tuple[str, int]:
@@ -71,7 +72,11 @@ class UdpServer(BaseServer):
         self.host, self.port = sock.getsockname()[:2]
 
     def _stop_accepting(self) -> None:
-        self._close_resources()
+        # Keep the socket open: the datagrams in progress send their replies through it.
+        self._receiving.cancel()
+
+    def _in_progress(self) -> bool:
+        return self._busy > 0 or super()._in_progress()
 
     def _close_resources(self) -> None:
         sock, self._sock = self._sock, None
@@ -83,18 +88,19 @@ class UdpServer(BaseServer):
         assert nursery is not None
         sock = self._sock
         assert sock is not None
-        while True:
-            try:
-                data, peer = await sock.recvfrom(_MAX_DATAGRAM)
-            except (trio.ClosedResourceError, OSError):
-                if self._sock is None:
-                    return
-                continue  # e.g. ICMP port unreachable reported for an earlier reply
-            if self._busy >= self.max_datagrams:
-                self._counters.datagrams_dropped += 1
-                continue
-            self._busy += 1
-            nursery.start_soon(self._datagram, sock, data, peer)
+        with self._receiving:
+            while True:
+                try:
+                    data, peer = await sock.recvfrom(_MAX_DATAGRAM)
+                except (trio.ClosedResourceError, OSError):
+                    if self._sock is None:
+                        return
+                    continue  # e.g. ICMP port unreachable reported for an earlier reply
+                if self._busy >= self.max_datagrams:
+                    self._counters.datagrams_dropped += 1
+                    continue
+                self._busy += 1
+                nursery.start_soon(self._datagram, sock, data, peer)
 
     async def _datagram(self, sock: trio.socket.SocketType, data: bytes, peer: Any) -> None:
         try:

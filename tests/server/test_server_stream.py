@@ -1,0 +1,291 @@
+"""The connection engine over memory streams, with virtual time where time matters.
+
+``server.handle_stream(stream)`` serves any trio stream as a connection, so these tests need
+neither sockets nor real time: ``autojump_clock`` jumps over every wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trio_modbus.datastore import ModbusServerContext
+from trio_modbus.pdu.codec import DecodeResult
+from trio_modbus.pdu.requests import ReadRegistersRequest
+from trio_modbus.server import serve_tcp
+from trio_modbus.service import DatastoreService, RequestContext, Response
+
+from ._mb import (
+    MbapClient,
+    SlowService,
+    WatchedStream,
+    adu,
+    make_context,
+    read_holding,
+    registers_reply,
+    write_register,
+)
+
+
+def pipelined(count: int, start_tid: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    """``count`` reads of one register each (register i holds 1000 + i), and their answers."""
+    data = b"".join(
+        adu((start_tid + i) & 0xFFFF, 1, read_holding(i % 100, 1)) for i in range(count)
+    )
+    answers = [
+        ((start_tid + i) & 0xFFFF, 1, registers_reply([1000 + i % 100])) for i in range(count)
+    ]
+    return data, answers
+
+
+def numbered_context() -> ModbusServerContext:
+    context = make_context()
+    context[1].setValues(3, 0, [1000 + i for i in range(100)])
+    return context
+
+
+# -- every frame of every read ------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(1, 40),
+    cuts=st.lists(st.integers(0, 480), max_size=12),
+    max_in_flight=st.integers(1, 8),
+)
+def test_frames_split_anywhere_across_reads_are_all_answered_in_order(
+    count: int, cuts: list[int], max_in_flight: int
+) -> None:
+    data, answers = pipelined(count, start_tid=65530)  # tids wrap around
+    points = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    pieces = [data[a:b] for a, b in itertools.pairwise(points)]
+
+    async def main() -> None:
+        server = serve_tcp(numbered_context(), max_in_flight=max_in_flight)
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        client = MbapClient(client_stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            for piece in pieces:
+                await client.send(piece)
+                await trio.testing.wait_all_tasks_blocked()  # one read per piece
+            assert await client.read_frames(count) == answers
+            await client.aclose()
+        assert server.statistics.requests == server.statistics.responses == count
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_at_most_max_in_flight_requests_wait_for_their_answers(
+    autojump_clock: object,
+) -> None:
+    limit = 4
+    count = 100
+    context = numbered_context()
+    inner = DatastoreService(context)
+    watched: WatchedStream | None = None
+    executed = 0
+    most = 0
+
+    async def service(request: DecodeResult, ctx: RequestContext) -> Response | None:
+        nonlocal executed, most
+        executed += 1
+        assert watched is not None
+        most = max(most, executed - watched.replies_sent)
+        return await inner(request, ctx)
+
+    server = serve_tcp(service=service, max_in_flight=limit)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    watched = WatchedStream(server_stream)
+    client = MbapClient(client_stream)
+    data, answers = pipelined(count)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, watched)
+            await client.send(data)  # all 100 in one read
+            assert await client.read_frames(count) == answers
+            await client.aclose()
+    assert executed == count
+    assert most == limit  # pipelined up to the limit, never beyond
+
+
+async def test_a_client_that_never_reads_is_throttled_with_bounded_memory(
+    autojump_clock: object,
+) -> None:
+    limit = 8
+    server = serve_tcp(numbered_context(), max_in_flight=limit)
+    # Lockstep streams have no buffer: a send completes only when the other side reads.
+    client_stream, server_stream = trio.testing.lockstep_stream_pair()
+    watched = WatchedStream(server_stream)
+    per_batch, batches = 6000, 3  # 72 000 bytes a batch: more than one read takes
+    data, answers = pipelined(per_batch)
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        for _ in range(batches):
+            await client_stream.send_all(data)
+            sent += 1
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, watched)
+            nursery.start_soon(flood)
+            await trio.sleep(300)  # five minutes (virtual) with nobody reading the answers
+            assert sent == 0  # the first batch is not even taken in whole: sending blocks
+            assert watched.received <= 65536  # one read, then the server stopped reading
+            assert server.statistics.requests <= limit  # and parsed no more than the limit
+            assert server.statistics.connections_active == 1  # throttled, not dropped
+            # Once the client reads, everything goes through, in order.
+            client = MbapClient(client_stream)
+            for _ in range(batches):
+                assert await client.read_frames(per_batch) == answers
+            assert sent == batches
+            await client_stream.aclose()
+    assert server.statistics.requests == per_batch * batches
+
+
+# -- idle timeout ------------------------------------------------------------------------------
+
+
+async def test_an_idle_client_is_closed_after_idle_timeout(autojump_clock: object) -> None:
+    server = serve_tcp(make_context(), idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            await trio.sleep(9.9)
+            assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            await trio.sleep(9.9)  # 19.8 s since connecting, 9.9 s since the request
+            assert await client.request(2, 1, read_holding(0, 1)) == registers_reply([0])
+            last = trio.current_time()
+            assert await client.expect_closed() == b""
+            assert 10 <= trio.current_time() - last < 10.1
+    stats = server.statistics
+    assert stats.idle_timeouts == 1
+    assert stats.connections_active == 0
+
+
+async def test_a_request_that_takes_longer_than_idle_timeout_is_not_cut_off(
+    autojump_clock: object,
+) -> None:
+    server = serve_tcp(service=SlowService(make_context(), delay=25), idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            start = trio.current_time()
+            assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            assert trio.current_time() - start >= 25
+            answered = trio.current_time()
+            assert await client.expect_closed() == b""
+            assert 10 <= trio.current_time() - answered < 10.1
+    assert server.statistics.idle_timeouts == 1
+
+
+async def test_no_idle_timeout_when_none(autojump_clock: object) -> None:
+    server = serve_tcp(make_context(), idle_timeout=None)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(100_000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            await trio.sleep(86_400)
+            assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            await client.aclose()
+    assert server.statistics.idle_timeouts == 0
+
+
+# -- graceful shutdown of streams ------------------------------------------------------------
+
+
+async def test_shutdown_lets_a_stream_finish_its_request(autojump_clock: object) -> None:
+    context = make_context()
+    context[1].setValues(3, 0, [77])
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(100):
+        async with serve_tcp(service=SlowService(context, delay=2), port=0) as server:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server.handle_stream, server_stream)
+                await client.send(adu(42, 1, read_holding(0, 1)))
+                await trio.sleep(0.5)
+                start = trio.current_time()
+                await server.shutdown(grace=10)
+                assert 1.5 <= trio.current_time() - start < 1.6  # the request's rest, no more
+                assert await client.read_frame() == (42, 1, registers_reply([77]))
+                assert await client.expect_closed() == b""
+            assert server.statistics.connections_active == 0
+
+
+# -- trace hooks -------------------------------------------------------------------------------
+
+
+async def test_trace_packet_sees_and_replaces_raw_bytes_both_ways(autojump_clock: object) -> None:
+    context = make_context()
+    context[1].setValues(3, 5, [55])
+    seen: list[tuple[bool, bytes]] = []
+
+    def trace_packet(sending: bool, data: bytes) -> bytes:
+        seen.append((sending, data))
+        if not sending:  # the client asked for register 0: make it register 5
+            return data.replace(read_holding(0, 1), read_holding(5, 1))
+        return data[:-2] + b"\xbe\xef"
+
+    server = serve_tcp(context, trace_packet=trace_packet)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_stream, server_stream)
+        assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0xBEEF])
+        await client.aclose()
+    assert seen == [
+        (False, adu(1, 1, read_holding(0, 1))),
+        (True, adu(1, 1, registers_reply([55]))),
+    ]
+
+
+async def test_trace_pdu_sees_and_replaces_requests_and_responses(autojump_clock: object) -> None:
+    context = make_context()
+    context[1].setValues(3, 5, [55])
+    seen: list[tuple[bool, object]] = []
+
+    def trace_pdu(sending: bool, pdu: object) -> object:
+        seen.append((sending, pdu))
+        if isinstance(pdu, ReadRegistersRequest):
+            return dataclasses.replace(pdu, address=5)
+        return registers_reply([0x1234]) if pdu == registers_reply([55]) else pdu
+
+    server = serve_tcp(context, trace_pdu=trace_pdu)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_stream, server_stream)
+        assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0x1234])
+        assert await client.request(2, 1, write_register(9, 3)) == write_register(9, 3)
+        await client.aclose()
+    assert seen[:2] == [
+        (False, ReadRegistersRequest(3, 0, 1)),
+        (True, registers_reply([55])),
+    ]
+    assert [sending for sending, _ in seen] == [False, True, False, True]
+    assert context[1].getValues(3, 9, 1) == [3]
+
+
+async def test_trace_connect_sees_a_stream_come_and_go(autojump_clock: object) -> None:
+    events: list[bool] = []
+    server = serve_tcp(make_context(), trace_connect=events.append)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.handle_stream, server_stream)
+        await trio.testing.wait_all_tasks_blocked()
+        assert events == [True]
+        await client_stream.aclose()
+    assert events == [True, False]
