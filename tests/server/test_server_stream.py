@@ -6,6 +6,7 @@ neither sockets nor real time: ``autojump_clock`` jumps over every wait.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 
@@ -118,7 +119,7 @@ async def test_a_client_that_never_reads_is_throttled_with_bounded_memory(
     autojump_clock: object,
 ) -> None:
     limit = 8
-    server = serve_tcp(numbered_context(), max_in_flight=limit)
+    server = serve_tcp(numbered_context(), max_in_flight=limit, idle_timeout=3600)
     # Lockstep streams have no buffer: a send completes only when the other side reads.
     client_stream, server_stream = trio.testing.lockstep_stream_pair()
     watched = WatchedStream(server_stream)
@@ -148,6 +149,70 @@ async def test_a_client_that_never_reads_is_throttled_with_bounded_memory(
             assert sent == batches
             await client_stream.aclose()
     assert server.statistics.requests == per_batch * batches
+
+
+async def test_a_client_that_never_reads_loses_its_slot_after_idle_timeout(
+    autojump_clock: object,
+) -> None:
+    server = serve_tcp(numbered_context(), max_in_flight=8, idle_timeout=10)
+    client_stream, server_stream = trio.testing.lockstep_stream_pair()
+    data, _ = pipelined(6000)
+
+    async def flood() -> None:
+        with trio.move_on_after(100), contextlib.suppress(trio.BrokenResourceError):
+            await client_stream.send_all(data)  # broken when the server gives up
+
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            nursery.start_soon(flood)
+            await trio.sleep(9.5)
+            assert server.statistics.connections_active == 1  # blocked in send, still held
+            await trio.sleep(1)
+            assert server.statistics.connections_active == 0  # closed: the slot is free
+    assert server.statistics.idle_timeouts == 1
+
+
+class _FailingService:
+    def __init__(self) -> None:
+        self.custom_functions: dict[int, object] = {}
+        self.calls = 0
+
+    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the application's bug")
+        return b"\x03\x02\x00\x2a"
+
+
+async def test_a_service_that_raises_gets_04_and_the_connection_goes_on(
+    autojump_clock: object,
+) -> None:
+    service = _FailingService()
+    server = serve_tcp(service=service)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            assert await client.request(1, 1, read_holding(0, 1)) == b"\x83\x04"
+            assert await client.request(2, 1, read_holding(0, 1)) == b"\x03\x02\x00\x2a"
+            await client_stream.aclose()
+    assert service.calls == 2
+
+
+async def test_a_trace_hook_that_raises_passes_the_data_on(autojump_clock: object) -> None:
+    def broken(sending: bool, value: object) -> object:
+        raise ValueError("hook bug")
+
+    server = serve_tcp(numbered_context(), trace_packet=broken, trace_pdu=broken)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([1000])
+            await client_stream.aclose()
 
 
 # -- idle timeout ------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
 from trio_modbus.pdu.codec import DecodeResult, decode_request
-from trio_modbus.pdu.pdu import ModbusPDU
+from trio_modbus.pdu.codes import ExceptionCode
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
 from trio_modbus.service import DatastoreService, RequestContext, Response, Service
 
 __all__ = [
@@ -43,6 +44,7 @@ wire_log = logging.getLogger("trio_modbus.wire")
 DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a client is closed
 DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
 DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
+_DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
 _MIN_FRAME = 8  # the shortest MBAP frame (header + function code)
 _MIN_SERIAL_FRAME = 4  # the shortest RTU frame (address, function code, CRC); ASCII is longer
 
@@ -117,6 +119,15 @@ class _Counters:
 
     def snapshot(self) -> ServerStatistics:
         return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
+
+
+def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
+    """Call a trace hook; a hook that raises is logged and its input passes unchanged."""
+    try:
+        return hook(sending, value)
+    except Exception:
+        log.exception("trace hook %r failed; passing the data on unchanged", hook)
+        return value
 
 
 def _unwrap_group(exc: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -421,12 +432,17 @@ class BaseServer:
             counters.requests += 1
             request = decode(frame.pdu)
             if trace_pdu is not None:
-                request = trace_pdu(False, request)
-            response: Response | None = await service(request, ctx)
+                request = _traced(trace_pdu, False, request)
+            try:
+                response: Response | None = await service(request, ctx)
+            except Exception:
+                # A failing service must not take the server down: answer 04, keep serving.
+                log.exception("unit %s: the service failed on %r", unit, request)
+                response = ExceptionResponse(frame.pdu[0] if frame.pdu else 0, _DEVICE_FAILURE)
             if response is None:
                 continue
             if trace_pdu is not None:
-                response = trace_pdu(True, response)
+                response = _traced(trace_pdu, True, response)
             pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
             out.append(framer.build(unit, pdu, frame.transaction_id))
             counters.responses += 1
@@ -462,7 +478,7 @@ class BaseServer:
                 self._activity += 1
                 conn.last_active = self._activity
                 if trace_packet is not None:
-                    data = trace_packet(False, data)
+                    data = _traced(trace_packet, False, data)
                 if wire_log.isEnabledFor(logging.DEBUG):
                     wire_log.debug("%s recv %s", peer, data.hex(" "))
                 error: ModbusProtocolError | None = None
@@ -481,10 +497,10 @@ class BaseServer:
                     if error is not None:
                         break
                     if len(out) >= max_in_flight:
-                        await self._send(stream, out, peer)
+                        await self._send(stream, out, conn)
                         out = []
                 if out:
-                    await self._send(stream, out, peer)
+                    await self._send(stream, out, conn)
                 if error is not None:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
@@ -502,15 +518,22 @@ class BaseServer:
             counters.idle_timeouts += 1
             conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
 
-    async def _send(self, stream: trio.abc.Stream, out: list[bytes], peer: object) -> None:
+    async def _send(self, stream: trio.abc.Stream, out: list[bytes], conn: _Connection) -> None:
         data = b"".join(out) if len(out) > 1 else out[0]
         if self.trace_packet is not None:
-            data = self.trace_packet(True, data)
+            data = _traced(self.trace_packet, True, data)
         if wire_log.isEnabledFor(logging.DEBUG):
-            wire_log.debug("%s send %s", peer, data.hex(" "))
+            wire_log.debug("%s send %s", conn.peer, data.hex(" "))
+        # A client that stops reading gets idle_timeout to take its answers, then is closed:
+        # it cannot hold a connection slot forever.
+        timeout = self.idle_timeout
+        if timeout is not None:
+            conn.scope.deadline = trio.current_time() + timeout
         # A peer that went away is noticed by the next receive, which ends the connection.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await stream.send_all(data)
+        if timeout is not None:
+            conn.scope.deadline = math.inf
 
     def _notify_connect(self, connected: bool) -> None:
         if self.trace_connect is not None:

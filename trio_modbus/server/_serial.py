@@ -14,7 +14,7 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 from trio_modbus.pdu.pdu import ModbusPDU
-from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu
+from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu, _traced
 from trio_modbus.service import RequestContext, Service
 
 __all__ = ["DEFAULT_REOPEN_DELAY", "SerialServer", "serve_serial"]
@@ -168,7 +168,7 @@ class SerialServer(BaseServer):
                 if not data:
                     continue
             if self.trace_packet is not None:
-                data = self.trace_packet(False, data)
+                data = _traced(self.trace_packet, False, data)
             frames = framer.feed(data)
             # Bus-level counters come from the framer: every frame seen on the line (ours,
             # other stations' requests and responses) and every corrupt one.
@@ -200,7 +200,7 @@ class SerialServer(BaseServer):
             return b""
         data = b"".join(out)
         if self.trace_packet is not None:
-            data = self.trace_packet(True, data)
+            data = _traced(self.trace_packet, True, data)
         await stream.send_all(data)
         return data
 

@@ -13,7 +13,7 @@ from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.pdu.pdu import ModbusPDU
-from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu
+from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu, _traced
 from trio_modbus.service import Service
 
 __all__ = ["DEFAULT_MAX_DATAGRAMS", "UdpServer", "serve_udp"]
@@ -105,7 +105,7 @@ class UdpServer(BaseServer):
     async def _datagram(self, sock: trio.socket.SocketType, data: bytes, peer: Any) -> None:
         try:
             if self.trace_packet is not None:
-                data = self.trace_packet(False, data)
+                data = _traced(self.trace_packet, False, data)
             framer = self._make_framer()
             try:
                 frames = framer.feed(data)
@@ -116,7 +116,7 @@ class UdpServer(BaseServer):
             await self._answer(frames, framer, {}, peer, out)
             for reply in out:
                 if self.trace_packet is not None:
-                    reply = self.trace_packet(True, reply)
+                    reply = _traced(self.trace_packet, True, reply)
                 try:
                     await sock.sendto(reply, peer)
                 except OSError as exc:
