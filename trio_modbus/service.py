@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,7 +60,6 @@ log = logging.getLogger("trio_modbus.server")
 
 MAX_FIFO_COUNT = 31  # 0x18: a queue longer than this is answered with 03
 DEFAULT_SERVER_ID = b"trio_modbus"  # 0x11 server id when the identity has no basic objects
-CONFORMITY_LEVEL = 0x83  # extended identification, stream and individual access
 
 Response = bytes | ExceptionResponse
 """A reply PDU: bytes for a normal response, an ExceptionResponse for an exception."""
@@ -129,8 +128,8 @@ class _DeviceContext(Protocol):
     """What the service needs of a device context (``ModbusBaseDeviceContext``)."""
 
     def validate(self, fx: int, address: int, count: int = 1) -> bool: ...
-    def getValues(self, fx: int, address: int, count: int = 1) -> Any: ...  # noqa: N802
-    def setValues(self, fx: int, address: int, values: Any) -> Any: ...  # noqa: N802
+    def getValues(self, fx: int, address: int, count: int = 1) -> Any: ...
+    def setValues(self, fx: int, address: int, values: Any) -> Any: ...
 
 
 class _ServerContext(Protocol):
@@ -226,13 +225,16 @@ class DatastoreService:
         """
         diag = self.diagnostics
         if not ctx.broadcast and ctx.unit_id not in self.context:
-            if self.ignore_missing_devices:
+            if self.ignore_missing_devices or diag.listen_only:
+                # In listen-only mode the server answers nothing at all (spec 6.8.1, 04).
                 return None
             return ExceptionResponse(request.function_code, _NO_TARGET)
         diag.server_message_count += 1
         if diag.listen_only:
             diag.add_event(
-                _RECEIVE_EVENT | _RECEIVE_LISTEN_ONLY | (_RECEIVE_BROADCAST if ctx.broadcast else 0)
+                _RECEIVE_EVENT
+                | _RECEIVE_LISTEN_ONLY
+                | (_RECEIVE_BROADCAST if ctx.broadcast else 0)
             )
             if (
                 type(request) is DiagnosticRequest
@@ -246,18 +248,28 @@ class DatastoreService:
         if ctx.broadcast:
             diag.add_event(_RECEIVE_EVENT | _RECEIVE_BROADCAST)
             diag.server_no_response_count += 1
-            if type(request) is not ExceptionResponse and (
-                request.function_code in BROADCAST_FUNCTIONS
+            if (
+                not isinstance(request, ExceptionResponse)
+                and request.function_code in BROADCAST_FUNCTIONS
             ):
                 await self._broadcast(request, ctx)
             diag.add_event(_SEND_EVENT)
             return None
         diag.add_event(_RECEIVE_EVENT)
-        if type(request) is ExceptionResponse:
+        if isinstance(request, ExceptionResponse):
             response: Response | None = request
         else:
             response = await self._execute(request, ctx)
-        return self._account(request, response)
+        response = self._account(request, response)
+        if (
+            type(request) is DiagnosticRequest
+            and request.sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION
+            and type(response) is bytes
+        ):
+            # "A normal response is returned. This occurs before the restart is executed"
+            # (spec 6.8.1, 01): the reply is accounted for first, then the counters cleared.
+            diag.restart(clear_log=request.data == b"\xff\x00")
+        return response
 
     def _account(self, request: DecodeResult, response: Response | None) -> Response | None:
         diag = self.diagnostics
@@ -436,8 +448,7 @@ class DatastoreService:
         if sub == DiagnosticSubFunction.RETURN_QUERY_DATA:
             return echo
         if sub == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
-            diag.restart(clear_log=req.data == b"\xff\x00")
-            return echo
+            return echo  # __call__ restarts once the reply is accounted for
         if sub == DiagnosticSubFunction.RETURN_DIAGNOSTIC_REGISTER:
             return enc.encode_diagnostic(sub, _U16.pack(diag.diagnostic_register & 0xFFFF))
         if sub == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
@@ -450,7 +461,7 @@ class DatastoreService:
             diag.clear_counters()
             return echo
         if sub == DiagnosticSubFunction.CLEAR_OVERRUN_COUNTER_AND_FLAG:
-            diag.bus_character_overrun_count = 0
+            diag.clear_overrun()
             return echo
         counter = {
             DiagnosticSubFunction.RETURN_BUS_MESSAGE_COUNT: diag.bus_message_count,
@@ -534,7 +545,7 @@ class DatastoreService:
             if value is None:
                 return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
             return enc.encode_device_identification(
-                4, CONFORMITY_LEVEL, False, 0, [(req.object_id, value)]
+                4, self.identity.conformity_level, False, 0, [(req.object_id, value)]
             )
         objects = sorted(self.identity.objects(req.read_code).items())
         ids = [oid for oid, _ in objects]
@@ -549,15 +560,18 @@ class DatastoreService:
             size += 2 + len(value)
             chosen.append((oid, value))
         return enc.encode_device_identification(
-            req.read_code, CONFORMITY_LEVEL, more, next_id, chosen
+            req.read_code, self.identity.conformity_level, more, next_id, chosen
         )
 
     # -- user-defined functions ----------------------------------------------------------------
 
-    async def _custom(self, req: CustomRequest, device: Any, ctx: RequestContext) -> Response | None:
+    async def _custom(
+        self, req: CustomRequest, device: Any, ctx: RequestContext
+    ) -> Response | None:
         pdu = req.pdu
         pdu.dev_id = ctx.unit_id
         step: Callable[..., Any]
+        args: tuple[Any, ...]
         if hasattr(pdu, "datastore_update"):
             step, args = pdu.datastore_update, (self.context, ctx.unit_id)
         elif hasattr(pdu, "update_datastore"):
@@ -581,4 +595,3 @@ class DatastoreService:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
-

@@ -70,7 +70,9 @@ VALID = [
     pytest.param(
         h("0F 00 13 00 0A 02 CD 01"),
         # CD = 1100 1101: coils 20..27 = 1 0 1 1 0 0 1 1 (bit 0 first); 01: coils 28, 29 = 1 0.
-        WriteMultipleCoilsRequest(19, (True, False, True, True, False, False, True, True, True, False)),
+        WriteMultipleCoilsRequest(
+            19, (True, False, True, True, False, False, True, True, True, False)
+        ),
         id="0F",
     ),
     pytest.param(
@@ -586,9 +588,7 @@ def test_read_write_write_quantity_limits(write_qty: int, ok: bool) -> None:
     pdu = read_write(1, write_qty)
     if ok:
         assert len(pdu) <= 252
-        assert decode_request(pdu) == ReadWriteMultipleRegistersRequest(
-            0, 1, 0, (0,) * write_qty
-        )
+        assert decode_request(pdu) == ReadWriteMultipleRegistersRequest(0, 1, 0, (0,) * write_qty)
     else:
         assert reply(pdu) == h("97 03")
 
@@ -618,7 +618,9 @@ def test_read_fifo_queue_any_pointer_address(pointer: int) -> None:
 # -- 2B / 0E read device identification ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "ok"), [(0, False), (1, True), (4, True), (5, False), (0xFF, False)])
+@pytest.mark.parametrize(
+    ("code", "ok"), [(0, False), (1, True), (4, True), (5, False), (0xFF, False)]
+)
 def test_read_device_id_code_limits(code: int, ok: bool) -> None:
     pdu = h("2B 0E") + bytes((code, 0x00))
     if ok:

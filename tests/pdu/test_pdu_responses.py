@@ -1,4 +1,4 @@
-"""Response encoders and bit packing, checked against the replies printed in the spec, section 6."""
+"""Response encoders and bit packing, checked against the spec's replies (section 6)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def bits_of(mapping: dict[int, int], first: int, last: int) -> list[bool]:
 
 
 # 6.1: coils 20..38. "CD" holds coils 27..20, "6B" coils 35..28, "05" coils 38..36, MSB first.
-COILS_20_38 = [1, 0, 1, 1, 0, 0, 1, 1] + [1, 1, 0, 1, 0, 1, 1, 0] + [1, 0, 1]
+COILS_20_38 = [*(1, 0, 1, 1, 0, 0, 1, 1), *(1, 1, 0, 1, 0, 1, 1, 0), *(1, 0, 1)]
 # 6.2: discrete inputs 197..218: "AC" = inputs 204..197, "DB" = 212..205, "35" = 218..213.
-INPUTS_197_218 = [0, 0, 1, 1, 0, 1, 0, 1] + [1, 1, 0, 1, 1, 0, 1, 1] + [1, 0, 1, 0, 1, 1]
+INPUTS_197_218 = [*(0, 0, 1, 1, 0, 1, 0, 1), *(1, 1, 0, 1, 1, 0, 1, 1), *(1, 0, 1, 0, 1, 1)]
 
 
 def test_read_coils_spec_example() -> None:

@@ -26,7 +26,7 @@ class ExceptionResponse:
         """Return the PDU bytes: ``function_code | 0x80``, ``exception_code``."""
         return bytes(((self.function_code | 0x80) & 0xFF, self.exception_code))
 
-    def isError(self) -> bool:  # noqa: N802 - pymodbus's name
+    def isError(self) -> bool:
         """Return True: this PDU is an exception response (pymodbus-compatible)."""
         return True
 
@@ -110,16 +110,16 @@ class ModbusPDU:
         """Parse the bytes that follow the function code. Subclasses implement this."""
         raise NotImplementedError(f"{type(self).__name__}.decode() is not implemented")
 
-    def isError(self) -> bool:  # noqa: N802 - pymodbus's name
+    def isError(self) -> bool:
         """Return True if this PDU is an exception response."""
         return self.function_code > 0x80
 
-    def doException(self, exception: int) -> ExceptionResponse:  # noqa: N802 - pymodbus's name
+    def doException(self, exception: int) -> ExceptionResponse:
         """Build the exception response for this request's function code."""
         return ExceptionResponse(self.function_code, ExceptionCode(exception))
 
     @classmethod
-    def calculateRtuFrameSize(cls, data: bytes) -> int:  # noqa: N802 - pymodbus's name
+    def calculateRtuFrameSize(cls, data: bytes) -> int:
         """Return the RTU frame length declared by the class, or 0 if not known yet.
 
         Args:

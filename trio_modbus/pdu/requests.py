@@ -213,9 +213,7 @@ class ReadFileRecordRequest:
     def encode(self) -> bytes:
         """Return the request PDU."""
         body = b"".join(
-            struct.pack(
-                ">BHHH", r.reference_type, r.file_number, r.record_number, r.record_length
-            )
+            struct.pack(">BHHH", r.reference_type, r.file_number, r.record_number, r.record_length)
             for r in self.records
         )
         return bytes((self.function_code, len(body))) + body
