@@ -74,3 +74,17 @@ def test_all_is_sorted_and_complete() -> None:
     assert names == sorted(names, key=key)
     for name in names:
         assert hasattr(trio_modbus.framing, name)
+
+
+def test_framers_satisfy_the_protocols() -> None:
+    from trio_modbus.framing import (
+        ASCIIFramer,
+        Framer,
+        MBAPFramer,
+        RTUFramer,
+        SerialFramer,
+    )
+
+    framers: list[Framer] = [MBAPFramer(), RTUFramer(), ASCIIFramer()]
+    serial: list[SerialFramer] = [RTUFramer(), ASCIIFramer()]
+    assert len(framers) + len(serial) == 5

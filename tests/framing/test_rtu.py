@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -339,7 +340,7 @@ def test_custom_rule_wrong_size_drops_the_frame() -> None:
         {"function_code": 0x41, "frame_size": -1},
     ],
 )
-def test_register_function_rejects_bad_rules(kwargs: dict[str, int]) -> None:
+def test_register_function_rejects_bad_rules(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RTUFramer().register_function(**kwargs)
 
@@ -427,3 +428,32 @@ def test_feed_accepts_bytearray_and_does_not_keep_it() -> None:
     assert framer.feed(data) == []
     data[:] = bytes(5)
     assert framer.feed(REQUEST_0x11_03[5:]) == [FRAME_0x11_03]
+
+
+def test_resynchronising_does_not_wait_for_a_noise_byte_read_as_a_long_frame() -> None:
+    bad = bytearray(REQUEST_0x11_03)
+    bad[-1] ^= 0x01
+    # After the bad frame, "05 03 FA" reads as the start of a 255-byte response; the complete
+    # CRC-valid request behind it wins without waiting for silence.
+    stream = bytes(bad) + hexbytes("05 03 FA") + REQUEST_0x11_03
+    for way in ("whole", "bytewise"):
+        framer = RTUFramer()
+        if way == "whole":
+            assert framer.feed(stream) == [FRAME_0x11_03]
+        else:
+            assert feed_bytewise(framer, stream, single=False) == [FRAME_0x11_03]
+        assert framer.pending == 0
+        assert framer.counters.comm_errors == 1
+        assert framer.counters.dropped_bytes == len(bad) + 3
+
+
+def test_unknown_function_directly_after_noise_is_lost_until_silence() -> None:
+    bad = bytearray(REQUEST_0x11_03)
+    bad[-1] ^= 0x01
+    unknown = RTUFramer().build(0x11, hexbytes("41 0102"))
+    framer = RTUFramer()
+    assert framer.feed(bytes(bad) + unknown + REQUEST_0x11_03) == [FRAME_0x11_03]
+    assert framer.counters.dropped_bytes == len(bad) + len(unknown)
+    # After silence the boundary is trusted again and the same frame is found by CRC.
+    framer.receive_silence()
+    assert framer.feed(unknown) == [_frame_of(unknown)]

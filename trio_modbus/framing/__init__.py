@@ -17,6 +17,7 @@ from trio_modbus.framing.base import (
     Framer,
     FramerCounters,
     FramingError,
+    SerialFramer,
 )
 from trio_modbus.framing.crc import crc16, crc16_bytes, lrc
 from trio_modbus.framing.mbap import MBAPFramer
@@ -38,6 +39,7 @@ __all__ = [
     "MBAPFramer",
     "RTUFramer",
     "RtuSizeRule",
+    "SerialFramer",
     "crc16",
     "crc16_bytes",
     "lrc",

@@ -89,7 +89,7 @@ class ASCIIFramer:
             self._buffer.clear()
         return []
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray) -> list[Frame]:
         """Add received characters and return every complete, valid frame now available.
 
         Args:

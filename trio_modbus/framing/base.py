@@ -16,6 +16,7 @@ __all__ = [
     "Framer",
     "FramerCounters",
     "FramingError",
+    "SerialFramer",
 ]
 
 # Largest PDU (function code + data) the specification allows.
@@ -86,7 +87,7 @@ class Framer(Protocol):
         """Number of bytes buffered (a partial frame)."""
         ...
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray) -> list[Frame]:
         """Add received bytes; return every complete frame now available, in order."""
         ...
 
@@ -96,6 +97,14 @@ class Framer(Protocol):
 
     def reset(self) -> None:
         """Forget buffered bytes."""
+        ...
+
+
+class SerialFramer(Framer, Protocol):
+    """A serial-line framer (RTU, ASCII): also told when the line has been silent."""
+
+    def receive_silence(self) -> list[Frame]:
+        """The line was silent (RTU: t3.5; ASCII: inter-character timeout); frames it completed."""
         ...
 
 

@@ -66,7 +66,7 @@ class MBAPFramer:
         self._buffer = b""
         self._error = None
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray) -> list[Frame]:
         """Add received bytes and return every complete frame now available, in order.
 
         Args:

@@ -46,7 +46,12 @@ _NEED = -1  # more bytes are needed to know the length
 _INVALID = 0  # these bytes cannot have this layout
 _OVERRUN = -2  # a search found no frame end within the largest ADU
 
+# Scan mode bits.
+_FINAL = 1  # silence: no more bytes will join the buffered ones
+_RESYNCING = 2  # after an error: the head is not a trusted frame boundary, no CRC search
+
 _Layout = tuple[int, int, bool]  # (kind, param, is_request)
+_Match = tuple[int, bool]  # (length or _NEED / _INVALID / _OVERRUN, is_request)
 
 # Request and response layouts of the public function codes (address at offset 0, CRC included).
 _REQUESTS: dict[int, tuple[int, int]] = {
@@ -147,8 +152,10 @@ def _standard_layouts(function_code: int) -> tuple[_Layout, ...]:
     return ((*request, True), (*response, False))
 
 
-def _search(buf: bytes, off: int, avail: int, minimum: int, final: bool) -> int:
+def _search(buf: bytes, off: int, avail: int, minimum: int, mode: int) -> int:
     """Return the shortest length >= minimum whose CRC matches (residue 0), capped at 256."""
+    if mode & _RESYNCING:
+        return _INVALID
     table = _TABLE
     limit = min(avail, MAX_RTU_ADU)
     crc = 0xFFFF
@@ -158,7 +165,7 @@ def _search(buf: bytes, off: int, avail: int, minimum: int, final: bool) -> int:
             return length
     if avail >= MAX_RTU_ADU:
         return _OVERRUN
-    return _INVALID if final else _NEED
+    return _INVALID if mode & _FINAL else _NEED
 
 
 def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
@@ -175,26 +182,61 @@ def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
     return pos + 2
 
 
-def _length(kind: int, param: int, buf: bytes, off: int, avail: int, final: bool) -> int:
+def _length(kind: int, param: int, buf: bytes, off: int, avail: int, mode: int) -> int:
     if kind == _FIXED:
         return param
     if kind == _COUNT:
         return buf[off + param] + param + 3 if avail > param else _NEED
     if kind == _SEARCH:
-        return _search(buf, off, avail, param, final)
+        return _search(buf, off, avail, param, mode)
     if kind == _DIAG:
         if avail < 4:
             return _NEED
         if buf[off + 2] or buf[off + 3]:
             return 8
-        return _search(buf, off, avail, 6, final)
+        return _search(buf, off, avail, 6, mode)
     if avail < 3:
         return _NEED
     if buf[off + 2] != 0x0E:
-        return _search(buf, off, avail, 5, final)
+        return _search(buf, off, avail, 5, mode)
     if kind == _MEI_REQUEST:
         return 7
     return _mei_response_length(buf, off, avail)
+
+
+def _match(layouts: tuple[_Layout, ...], buf: bytes, off: int, avail: int, mode: int) -> _Match:
+    """Try the layouts in order at ``off``: (length, is_request) of the first CRC match.
+
+    Returns ``(_NEED, False)`` when a layout needs bytes that have not arrived (never in final
+    mode), ``(_INVALID or _OVERRUN, False)`` when none fits.
+    """
+    table = _TABLE
+    result = _INVALID
+    for kind, param, is_request in layouts:
+        length = param if kind == _FIXED else _length(kind, param, buf, off, avail, mode)
+        if length == _NEED or length > avail:
+            if mode & _FINAL or length > MAX_RTU_ADU:
+                continue
+            return _NEED, False
+        if length < _MIN_ADU:
+            if length == _OVERRUN:
+                result = _OVERRUN
+            continue
+        crc = 0xFFFF
+        for byte in buf[off : off + length]:
+            crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+        if not crc:
+            return length, is_request
+    return result, False
+
+
+def _lookahead(layouts_of: list[tuple[_Layout, ...]], buf: bytes, start: int, size: int) -> int:
+    """Return the first offset >= start where a complete known-layout frame's CRC matches."""
+    for off in range(start, size - _MIN_ADU + 1):
+        length, _ = _match(layouts_of[buf[off + 1]], buf, off, size - off, _FINAL | _RESYNCING)
+        if length > 0:
+            return off
+    return -1
 
 
 class RTUFramer:
@@ -213,9 +255,21 @@ class RTUFramer:
       MEI type other than 0E) has no length rule: the frame ends at the shortest length (at
       least 4) whose CRC matches within the bytes available, capped at 256 bytes. If no CRC
       matches yet, the framer waits for more bytes, for silence, or for 256 bytes (then it
-      counts an overrun and resynchronises).
+      counts an overrun and resynchronises). This search runs only at a trusted frame
+      boundary: the first byte after silence (or after creation / :meth:`reset`) or the byte
+      after a good frame. While resynchronising, only known layouts are recognised (otherwise
+      nearly every noise byte would look like an unknown function and stall the line).
     * When no candidate matches, one byte is dropped and the search restarts at the next byte
-      (resynchronisation). The whole episode counts one communication error.
+      (resynchronisation). The whole episode, up to the next good frame or silence, counts
+      one communication error.
+    * While resynchronising, a head that cannot be decided yet (a noise byte read as the start
+      of a long frame) does not stall the line: the first complete, CRC-valid frame of a known
+      layout in the buffer becomes the new frame boundary and the bytes before it are dropped.
+
+    What can be recovered: every frame up to an error; after an error, every frame from the
+    first complete CRC-valid frame of a known layout, or from the next silence. A frame found
+    only by CRC search (unknown function) directly after noise, with no silence between, is
+    lost. Like any CRC-16 receiver, about 1 candidate in 65536 matches by chance.
 
     CRC-valid requests are returned whatever their address (0 = broadcast; other addresses
     are for other stations: the server decides). CRC-valid responses are counted in
@@ -286,7 +340,7 @@ class RTUFramer:
             layouts.append(response._layout(False))
         self._layouts[function_code] = tuple(layouts)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray) -> list[Frame]:
         """Add received bytes and return every complete request now available, in order.
 
         Args:
@@ -321,47 +375,40 @@ class RTUFramer:
         frames: list[Frame] = []
         layouts_of = self._layouts
         counters = self.counters
-        table = _TABLE
         size = len(buf)
         off = 0
+        base_mode = _FINAL if final else 0
         while size - off >= _MIN_ADU:
-            avail = size - off
-            waiting = False
-            overrun = False
-            for kind, param, is_request in layouts_of[buf[off + 1]]:
-                length = param if kind == _FIXED else _length(kind, param, buf, off, avail, final)
-                if length == _NEED or length > avail:
-                    if final or length > MAX_RTU_ADU:
-                        continue
-                    waiting = True
-                    break
-                if length < _MIN_ADU:
-                    overrun = overrun or length == _OVERRUN
-                    continue
-                crc = 0xFFFF
-                for byte in buf[off : off + length]:
-                    crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-                if crc:
-                    continue
+            mode = base_mode | _RESYNCING if self._resyncing else base_mode
+            length, is_request = _match(layouts_of[buf[off + 1]], buf, off, size - off, mode)
+            if length > 0:
                 counters.frames += 1
                 self._resyncing = False
                 if is_request:
                     frames.append(Frame(buf[off], buf[off + 1 : off + length - 2]))
                 off += length
-                break
+            elif length == _NEED:
+                if not self._resyncing:
+                    break
+                # The head follows an error and cannot be decided yet: the first complete,
+                # CRC-valid frame of a known layout (this one under another layout, or a later
+                # one) wins, and becomes a trusted boundary.
+                start = _lookahead(layouts_of, buf, off, size)
+                if start < 0:
+                    break
+                counters.dropped_bytes += start - off
+                off = start
+                self._resyncing = False
             else:
                 # No layout fits: drop one byte and look for a frame at the next one.
                 if not self._resyncing:
                     self._resyncing = True
-                    if overrun:
+                    if length == _OVERRUN:
                         counters.overruns += 1
                     else:
                         counters.comm_errors += 1
                 counters.dropped_bytes += 1
                 off += 1
-                continue
-            if waiting:
-                break
         self._buffer = buf[off:] if off else buf
         return frames
 
