@@ -354,3 +354,36 @@ async def test_trace_connect_sees_a_stream_come_and_go(autojump_clock: object) -
         assert events == [True]
         await client_stream.aclose()
     assert events == [True, False]
+
+
+async def test_a_function_registered_on_the_service_later_is_served(
+    autojump_clock: object,
+) -> None:
+    from trio_modbus.pdu import ModbusPDU
+
+    class Echo(ModbusPDU):
+        function_code = 0x41
+
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.payload = b""
+
+        def decode(self, data: bytes) -> None:
+            self.payload = data
+
+        def encode(self) -> bytes:
+            return self.payload
+
+        def execute(self, context: object) -> Echo:
+            return self
+
+    server = serve_tcp(numbered_context())
+    assert isinstance(server.service, DatastoreService)
+    server.service.register(Echo)  # after the server was built
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            assert await client.request(1, 1, b"\x41\x01\x02") == b"\x41\x01\x02"
+            await client_stream.aclose()

@@ -203,7 +203,7 @@ class BaseServer:
                 ignore_missing_devices=ignore_missing_devices,
                 custom_functions=custom_functions,
             )
-            custom = dict(self.service.custom_functions)
+            custom = self.service.custom_functions  # shared: register() shows up here too
         else:
             self.service = service
             custom = {cls.function_code: cls for cls in custom_functions}
@@ -458,7 +458,6 @@ class BaseServer:
         counters = self._counters
         scope = conn.scope
         peer = conn.peer
-        timed_out = True
         with scope:
             while not self._draining:
                 conn.idle = True
@@ -467,13 +466,11 @@ class BaseServer:
                 try:
                     data = cast(bytes, await stream.receive_some(65536))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    timed_out = False
                     break
                 conn.idle = False
                 if idle_timeout is not None:
                     scope.deadline = math.inf
                 if not data:
-                    timed_out = False
                     break
                 self._activity += 1
                 conn.last_active = self._activity
@@ -504,13 +501,9 @@ class BaseServer:
                 if error is not None:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
-                    timed_out = False
                     break
-            else:
-                timed_out = False
         if (
             scope.cancelled_caught
-            and timed_out
             and idle_timeout is not None
             and not self._draining
             and trio.current_time() >= scope.deadline
