@@ -10,12 +10,14 @@ frame of a read is answered, in order, and the answers of a read are sent togeth
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from functools import partial
+from typing import Any, Protocol, cast
 
 import trio
 
@@ -54,6 +56,33 @@ TracePdu = Callable[[bool, Any], Any]
 """``trace_pdu(sending, pdu) -> pdu``: see or replace a decoded request or a response."""
 TraceConnect = Callable[[bool], None]
 """``trace_connect(connected)``: a client connected (True) or disconnected (False)."""
+
+
+class RequestHandler(Protocol):
+    """What the engine needs of a per-connection request handler (the compat layer's classes).
+
+    ``setup`` runs when the client connects, ``await handle()`` serves it (normally by calling
+    back into the engine), ``finish`` runs when it leaves. ``running`` false ends the
+    connection after the answers of the current read. With ``per_request`` true, every request
+    goes through ``await execute(request)``, with ``frame`` and ``request_context`` set, and
+    replies come back through ``reply``.
+    """
+
+    running: bool
+    per_request: bool
+    frame: Frame | None
+    request_context: RequestContext | None
+    reply: Callable[[Any], None]
+
+    def setup(self) -> Any: ...
+    def handle(self) -> Any: ...
+    def finish(self) -> Any: ...
+    def execute(self, request: Any) -> Any: ...
+
+
+HandlerFactory = Callable[[Any, Any], RequestHandler]
+"""Builds a handler from (request, origin): (stream, connection) for TCP/TLS, ((data, socket),
+client address) for a UDP datagram, (serial stream, None) for a serial port session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +159,13 @@ def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
         return value
 
 
+async def _settle(result: Any) -> Any:
+    """Await ``result`` if it is awaitable (a hook that may be sync or async)."""
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
 def _unwrap_group(exc: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one meaningful exception of a nursery's group, or the group itself."""
     leaves: list[BaseException] = []
@@ -186,6 +222,7 @@ class BaseServer:
         trace_connect: TraceConnect | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        broadcast: bool = False,
     ) -> None:
         if (context is None) == (service is None):
             raise TypeError("give exactly one of context= (a ModbusServerContext) or service=")
@@ -214,6 +251,10 @@ class BaseServer:
         self.trace_connect = trace_connect
         self.max_in_flight = max_in_flight
         self.idle_timeout = idle_timeout
+        self.broadcast = broadcast
+        # Set by the pymodbus-compatible layer: builds the request handler of a connection
+        # (a datagram, a serial port session) from (request, connection).
+        self.handler_factory: HandlerFactory | None = None
         self._counters = _Counters()
         self._connections: dict[_Connection, None] = {}
         self._activity = 0
@@ -312,7 +353,11 @@ class BaseServer:
         conn_log.info("%s: connected", conn.peer)
         self._notify_connect(True)
         try:
-            await self._serve_stream(stream, conn)
+            factory = self.handler_factory
+            if factory is None:
+                await self._serve_stream(stream, conn)
+            else:
+                await self.run_handler(factory(stream, conn))
         finally:
             self._connections.pop(conn, None)
             counters.connections_active -= 1
@@ -321,6 +366,37 @@ class BaseServer:
             finally:
                 self._notify_connect(False)
                 conn_log.info("%s: disconnected", conn.peer)
+
+    async def run_handler(self, handler: RequestHandler) -> None:
+        """Run a request handler's lifecycle: ``setup``, ``handle``, then always ``finish``.
+
+        Each of the three may be a plain method or a coroutine function.
+        """
+        await _settle(handler.setup())
+        try:
+            await _settle(handler.handle())
+        finally:
+            result = handler.finish()
+            if inspect.isawaitable(result):
+                with trio.CancelScope(shield=True):
+                    await result
+
+    async def execute_request(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        """Run one decoded request through the service; a failing service gives exception 04.
+
+        Args:
+            request: What ``decode`` returned for the request PDU.
+            ctx: The unit id and origin of the request.
+
+        Returns:
+            The reply, or None when none is due.
+        """
+        try:
+            return await self.service(request, ctx)
+        except Exception:
+            # A failing service must not take the server down: answer 04, keep serving.
+            log.exception("unit %s: the service failed on %r", ctx.unit_id, request)
+            return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
 
     def close(self) -> None:
         """Stop at once: cancel every task of the server (synchronous, idempotent)."""
@@ -399,6 +475,19 @@ class BaseServer:
 
     # -- the pipeline --------------------------------------------------------------------------
 
+    def _new_context(
+        self, unit: int, contexts: dict[int, RequestContext], peer: object, serial: bool
+    ) -> RequestContext | None:
+        """The request context of a unit id not seen before on this stream; None: ignore it."""
+        if unit == 0 and (serial or self.broadcast):
+            if not self.broadcast:
+                return None  # a serial broadcast we do not take part in: never answered
+            ctx = RequestContext(0, broadcast=True, peer=peer)
+        else:
+            ctx = RequestContext(unit, peer=peer)
+        contexts[unit] = ctx
+        return ctx
+
     async def _answer(
         self,
         frames: list[Frame],
@@ -408,9 +497,12 @@ class BaseServer:
         out: list[bytes],
         *,
         serial: bool = False,
-        broadcast: bool = False,
+        handler: RequestHandler | None = None,
     ) -> None:
         """Run every frame through decode → service → encode, appending replies to ``out``."""
+        if handler is not None and handler.per_request:
+            await self._answer_each(handler, frames, framer, contexts, peer, out, serial)
+            return
         service = self.service
         decode = self.decode
         trace_pdu = self.trace_pdu
@@ -420,13 +512,9 @@ class BaseServer:
             unit = frame.unit_id
             ctx = contexts.get(unit)
             if ctx is None:
-                if serial and unit == 0:
-                    if not broadcast:
-                        continue  # a broadcast we do not take part in: never answered
-                    ctx = RequestContext(0, broadcast=True, peer=peer)
-                else:
-                    ctx = RequestContext(unit, peer=peer)
-                contexts[unit] = ctx
+                ctx = self._new_context(unit, contexts, peer, serial)
+                if ctx is None:
+                    continue
             if not serial:
                 diag.bus_message_count += 1
             counters.requests += 1
@@ -447,8 +535,58 @@ class BaseServer:
             out.append(framer.build(unit, pdu, frame.transaction_id))
             counters.responses += 1
 
-    async def _serve_stream(self, stream: trio.abc.Stream, conn: _Connection) -> None:
-        """Serve one TCP/TLS connection until EOF, error, idle timeout or shutdown."""
+    async def _answer_each(
+        self,
+        handler: RequestHandler,
+        frames: list[Frame],
+        framer: MBAPFramer | RTUFramer | ASCIIFramer,
+        contexts: dict[int, RequestContext],
+        peer: object,
+        out: list[bytes],
+        serial: bool,
+    ) -> None:
+        """The pipeline through a handler that overrides ``execute`` or ``send``."""
+        for frame in frames:
+            ctx = contexts.get(frame.unit_id) or self._new_context(
+                frame.unit_id, contexts, peer, serial
+            )
+            if ctx is None:
+                continue
+            if not serial:
+                self.diagnostics.bus_message_count += 1
+            self._counters.requests += 1
+            request = self.decode(frame.pdu)
+            if self.trace_pdu is not None:
+                request = _traced(self.trace_pdu, False, request)
+            handler.frame = frame
+            handler.request_context = ctx
+            handler.reply = partial(self._emit, framer, frame, out)
+            await _settle(handler.execute(request))
+
+    def _emit(
+        self,
+        framer: MBAPFramer | RTUFramer | ASCIIFramer,
+        frame: Frame,
+        out: list[bytes],
+        response: Response,
+    ) -> None:
+        """Encode and frame one reply to ``frame`` onto ``out``."""
+        if self.trace_pdu is not None:
+            response = _traced(self.trace_pdu, True, response)
+        pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
+        out.append(framer.build(frame.unit_id, pdu, frame.transaction_id))
+        self._counters.responses += 1
+
+    async def _serve_stream(
+        self,
+        stream: trio.abc.Stream,
+        conn: _Connection,
+        handler: RequestHandler | None = None,
+    ) -> None:
+        """Serve one TCP/TLS connection until EOF, error, idle timeout or shutdown.
+
+        A request handler's ``handle()`` calls this with itself as ``handler``.
+        """
         framer = self._make_framer()
         contexts: dict[int, RequestContext] = {}
         trace_packet = self.trace_packet
@@ -459,7 +597,7 @@ class BaseServer:
         scope = conn.scope
         peer = conn.peer
         with scope:
-            while not self._draining:
+            while not self._draining and (handler is None or handler.running):
                 conn.idle = True
                 if idle_timeout is not None:
                     scope.deadline = trio.current_time() + idle_timeout
@@ -490,7 +628,7 @@ class BaseServer:
                     except ModbusProtocolError as exc:
                         frames, error = list(getattr(exc, "frames", ())), exc
                     pos = end
-                    await self._answer(frames, framer, contexts, peer, out)
+                    await self._answer(frames, framer, contexts, peer, out, handler=handler)
                     if error is not None:
                         break
                     if len(out) >= max_in_flight:

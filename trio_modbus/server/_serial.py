@@ -14,7 +14,14 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 from trio_modbus.pdu.pdu import ModbusPDU
-from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu, _traced
+from trio_modbus.server._engine import (
+    BaseServer,
+    RequestHandler,
+    TraceConnect,
+    TracePacket,
+    TracePdu,
+    _traced,
+)
 from trio_modbus.service import RequestContext, Service
 
 __all__ = ["DEFAULT_REOPEN_DELAY", "SerialServer", "serve_serial"]
@@ -65,6 +72,7 @@ class SerialServer(BaseServer):
     ) -> None:
         options.setdefault("framer", FramerType.RTU)
         options.setdefault("idle_timeout", None)
+        options["broadcast"] = broadcast
         # A request for a unit this server does not hold belongs to another station.
         options["ignore_missing_devices"] = True
         super().__init__(context, **options)
@@ -81,9 +89,10 @@ class SerialServer(BaseServer):
         self.bytesize = bytesize
         self.parity = parity.upper()
         self.stopbits = stopbits
-        self.broadcast = broadcast
         self.handle_local_echo = handle_local_echo
         self.reopen_delay = reopen_delay
+        # Reopen the port when it vanishes (or cannot be opened); False stops the server.
+        self.reopen = True
         self.t1_5, self.t3_5 = rtu_timing(
             baudrate, bytesize=bytesize, parity=self.parity, stopbits=stopbits
         )
@@ -112,6 +121,10 @@ class SerialServer(BaseServer):
             try:
                 await stream.aopen()
             except OSError as exc:
+                if not self.reopen:
+                    log.error("serial port %s cannot be opened (%s); stopping", self.port, exc)
+                    self.close()
+                    return
                 if first:
                     log.warning("serial port %s cannot be opened (%s); retrying", self.port, exc)
                 first = False
@@ -126,7 +139,11 @@ class SerialServer(BaseServer):
             self.port_open.set()
             self._notify_connect(True)
             try:
-                await self._serve_port(stream)
+                factory = self.handler_factory
+                if factory is None:
+                    await self._serve_port(stream)
+                else:
+                    await self.run_handler(factory(stream, None))
             except (_PortVanished, *_PORT_GONE) as exc:
                 log.warning("serial port %s lost: %s", self.port, exc or "end of file")
             finally:
@@ -136,9 +153,19 @@ class SerialServer(BaseServer):
                     await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
                 finally:
                     self._notify_connect(False)
+            if not self.reopen:
+                log.info("serial port %s closed; not reopening it", self.port)
+                self.close()
+                return
             await trio.sleep(self.reopen_delay)
 
-    async def _serve_port(self, stream: AbstractSerialStream) -> None:
+    async def _serve_port(
+        self, stream: AbstractSerialStream, handler: RequestHandler | None = None
+    ) -> None:
+        """Serve the open port until it vanishes (or a handler stops running).
+
+        A request handler's ``handle()`` calls this with itself as ``handler``.
+        """
         framer = self._make_framer()
         assert isinstance(framer, RTUFramer | ASCIIFramer)
         rtu = isinstance(framer, RTUFramer)
@@ -148,14 +175,14 @@ class SerialServer(BaseServer):
         counters = framer.counters
         seen = (0, 0, 0)
         echo = b""
-        while True:
+        while handler is None or handler.running:
             data = b""
             if framer.pending:
                 with trio.move_on_after(silence):
                     data = bytes(await stream.receive_some(4096))
                 if not data:
                     frames = framer.receive_silence()
-                    await self._frames(frames, framer, stream, contexts)
+                    await self._frames(frames, framer, stream, contexts, handler)
                     continue
             else:
                 data = bytes(await stream.receive_some(4096))
@@ -177,7 +204,7 @@ class SerialServer(BaseServer):
             diag.bus_communication_error_count += now[1] - seen[1]
             diag.bus_character_overrun_count += now[2] - seen[2]
             seen = now
-            sent = await self._frames(frames, framer, stream, contexts)
+            sent = await self._frames(frames, framer, stream, contexts, handler)
             if self.handle_local_echo and sent:
                 echo += sent
             if isinstance(framer, ASCIIFramer) and framer.delimiter != diag.ascii_delimiter:
@@ -189,13 +216,12 @@ class SerialServer(BaseServer):
         framer: RTUFramer | ASCIIFramer,
         stream: AbstractSerialStream,
         contexts: dict[int, RequestContext],
+        handler: RequestHandler | None,
     ) -> bytes:
         if not frames:
             return b""
         out: list[bytes] = []
-        await self._answer(
-            frames, framer, contexts, self.port, out, serial=True, broadcast=self.broadcast
-        )
+        await self._answer(frames, framer, contexts, self.port, out, serial=True, handler=handler)
         if not out:
             return b""
         data = b"".join(out)

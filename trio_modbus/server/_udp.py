@@ -13,7 +13,14 @@ from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.pdu.pdu import ModbusPDU
-from trio_modbus.server._engine import BaseServer, TraceConnect, TracePacket, TracePdu, _traced
+from trio_modbus.server._engine import (
+    BaseServer,
+    RequestHandler,
+    TraceConnect,
+    TracePacket,
+    TracePdu,
+    _traced,
+)
 from trio_modbus.service import Service
 
 __all__ = ["DEFAULT_MAX_DATAGRAMS", "UdpServer", "serve_udp"]
@@ -104,25 +111,39 @@ class UdpServer(BaseServer):
 
     async def _datagram(self, sock: trio.socket.SocketType, data: bytes, peer: Any) -> None:
         try:
-            if self.trace_packet is not None:
-                data = _traced(self.trace_packet, False, data)
-            framer = self._make_framer()
-            try:
-                frames = framer.feed(data)
-            except ModbusProtocolError:
-                self._counters.protocol_errors += 1
-                return
-            out: list[bytes] = []
-            await self._answer(frames, framer, {}, peer, out)
-            for reply in out:
-                if self.trace_packet is not None:
-                    reply = _traced(self.trace_packet, True, reply)
-                try:
-                    await sock.sendto(reply, peer)
-                except OSError as exc:
-                    log.warning("udp reply to %s failed: %s", peer, exc)
+            factory = self.handler_factory
+            if factory is None:
+                await self._serve_datagram(sock, data, peer)
+            else:
+                await self.run_handler(factory((data, sock), peer))
         finally:
             self._busy -= 1
+
+    async def _serve_datagram(
+        self,
+        sock: trio.socket.SocketType,
+        data: bytes,
+        peer: Any,
+        handler: RequestHandler | None = None,
+    ) -> None:
+        """Answer one datagram. A request handler's ``handle()`` calls this with itself."""
+        if self.trace_packet is not None:
+            data = _traced(self.trace_packet, False, data)
+        framer = self._make_framer()
+        try:
+            frames = framer.feed(data)
+        except ModbusProtocolError:
+            self._counters.protocol_errors += 1
+            return
+        out: list[bytes] = []
+        await self._answer(frames, framer, {}, peer, out, handler=handler)
+        for reply in out:
+            if self.trace_packet is not None:
+                reply = _traced(self.trace_packet, True, reply)
+            try:
+                await sock.sendto(reply, peer)
+            except OSError as exc:
+                log.warning("udp reply to %s failed: %s", peer, exc)
 
 
 def serve_udp(
