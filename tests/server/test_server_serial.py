@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.testing
 import trio_serial
+from _pty import SocatPair
 
 from trio_modbus.server import SerialServer, serve_serial
 
@@ -26,7 +27,6 @@ from ._mb import (
     wait_until,
     write_register,
 )
-from .conftest import SocatPair
 
 QUIET = 0.1  # seconds of real time a "no reply" check listens to the line
 

@@ -35,7 +35,7 @@ from trio_modbus.datastore import (
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.pdu.codes import ExceptionCode
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
-from trio_modbus.server._engine import BaseServer, RequestHandler, _Connection
+from trio_modbus.server._engine import BaseServer, RequestHandler, _Connection, unwrap_errors
 from trio_modbus.server._hosting import run_in_trio
 from trio_modbus.server._serial import DEFAULT_REOPEN_DELAY, SerialServer
 from trio_modbus.server._tcp import TcpServer, TlsServer, make_server_ssl_context
@@ -460,10 +460,11 @@ class ModbusBaseServer:
         self._stopped.clear()
         self._stopped_in_run = trio.Event()
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(native.serve)
-                _register(self)
-                task_status.started(self)
+            with unwrap_errors():
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(native.serve)
+                    _register(self)
+                    task_status.started(self)
         finally:
             _unregister(self)
             self._native = None

@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -184,6 +184,28 @@ def _unwrap_group(exc: BaseExceptionGroup[BaseException]) -> BaseException:
     if not real and leaves:
         return leaves[0]
     return exc
+
+
+@contextlib.contextmanager
+def unwrap_errors() -> Iterator[None]:
+    """Give the caller a nursery's one meaningful exception unwrapped and unchanged.
+
+    A server's nursery wraps what ends it (an error of the caller's block, of the server, or
+    a KeyboardInterrupt) in ExceptionGroups; callers of ``async with serve_tcp(...)`` and of
+    ``serve_forever()`` want the exception itself. Raising it here would chain the group as
+    its context, so its own ``__cause__`` and ``__context__`` are restored on the way out.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        unwrapped = _unwrap_group(group)
+        if unwrapped is group:
+            raise
+        chain = (unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__)
+        try:
+            raise unwrapped from None
+        finally:
+            unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__ = chain
 
 
 class _Connection:
@@ -405,25 +427,13 @@ class BaseServer:
 
     @asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[BaseServer]:
-        try:
+        with unwrap_errors():
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.serve)
                 try:
                     yield self
                 finally:
                     nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # Give the caller the exception of its own block (or of the server) unwrapped and
-            # unchanged: raising it here chains the group as its context, so restore the
-            # exception's own __cause__ and __context__ on the way out.
-            unwrapped = _unwrap_group(group)
-            if unwrapped is group:
-                raise
-            chain = (unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__)
-            try:
-                raise unwrapped
-            finally:
-                unwrapped.__cause__, unwrapped.__context__, unwrapped.__suppress_context__ = chain
 
     async def __aenter__(self) -> Any:
         # Refuse a second entry before touching ``_cm``: replacing it would abandon the

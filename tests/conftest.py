@@ -1,20 +1,15 @@
-"""Fixtures of the server tests: fd limit, TLS files, a socat pty pair, leak checks."""
+"""Shared fixtures: fd limit, TLS files, a socat pty pair."""
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-PTY_WAIT = 5.0  # seconds socat has to create both links
+from _pty import SocatPair
 
 
 @pytest.fixture
@@ -46,44 +41,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         timeout=60,
     )  # fmt: skip
     return str(cert), str(key)
-
-
-@dataclass
-class SocatPair:
-    """A pty pair made by socat: ``server`` and ``client`` are the link paths."""
-
-    server: str
-    client: str
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        for link in (self.server, self.client):
-            Path(link).unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            ["socat", "-d", "-d",
-             f"pty,raw,echo=0,link={self.server}", f"pty,raw,echo=0,link={self.client}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + PTY_WAIT
-        while not (os.path.exists(self.server) and os.path.exists(self.client)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail("socat did not create the pty pair")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        """Tear the pair down, as when a USB adapter is unplugged."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for link in (self.server, self.client):
-            Path(link).unlink(missing_ok=True)
 
 
 @pytest.fixture
