@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Generator, Iterable
+from functools import partial
 from typing import Any, ClassVar
 
 import sniffio
@@ -386,6 +387,7 @@ class ModbusBaseServer:
         self._stopped = threading.Event()
         self._stopped.set()
         self._stopped_in_run = trio.Event()
+        self._stop_pending: bool | None = None  # graceful?, of a stop asked for while binding
 
     @property
     def ignore_missing_slaves(self) -> bool:
@@ -459,12 +461,15 @@ class ModbusBaseServer:
         self._thread = threading.get_ident()
         self._stopped.clear()
         self._stopped_in_run = trio.Event()
+        self._stop_pending = None
         try:
             with unwrap_errors():
                 async with trio.open_nursery() as nursery:
                     await nursery.start(native.serve)
                     _register(self)
                     task_status.started(self)
+                    if self._stop_pending is not None:  # stopped while it was binding
+                        self._stop_in_run(native, graceful=self._stop_pending)
         finally:
             _unregister(self)
             self._native = None
@@ -553,21 +558,24 @@ class ModbusBaseServer:
         if native is None or token is None:
             return
 
-        def stop() -> None:
-            nursery = native._nursery
-            if nursery is None:
-                return
-            if graceful:
-                nursery.start_soon(native.shutdown)
-            else:
-                native.close()
-
         try:
-            token.run_sync_soon(stop)
+            token.run_sync_soon(partial(self._stop_in_run, native, graceful=graceful))
         except trio.RunFinishedError:
             return
         if threading.get_ident() != self._thread:
             self._stopped.wait()
+
+    def _stop_in_run(self, native: BaseServer, *, graceful: bool) -> None:
+        """Stop ``native`` (in its Trio run); a stop asked for while it binds waits for that."""
+        nursery = native._nursery
+        if nursery is None:
+            if not native._stopped.is_set():
+                self._stop_pending = graceful  # still binding: _serve stops it once it serves
+            return
+        if graceful:
+            nursery.start_soon(native.shutdown)
+        else:
+            native.close()
 
 
 class _Refused(ModbusBaseRequestHandler):
@@ -603,7 +611,7 @@ class ModbusTcpServer(ModbusBaseServer):
 
     Args:
         context: The ``ModbusServerContext`` served.
-        framer: ``FramerType.SOCKET`` (default) or ``FramerType.RTU`` (RTU over TCP).
+        framer: ``FramerType.SOCKET`` (default), or ``RTU`` / ``ASCII`` framing over TCP.
         identity: The device identification.
         address: ``(host, port)`` to bind; default ``("127.0.0.1", 502)``; port 0 picks a free
             port (read it back from ``server.address`` once serving).
@@ -658,8 +666,6 @@ class ModbusTcpServer(ModbusBaseServer):
         return (self.host, self.port)
 
     def _build(self) -> BaseServer:
-        if self.framer not in (FramerType.SOCKET, FramerType.RTU, FramerType.TLS):
-            raise ValueError(f"a TCP server speaks MBAP or RTU framing, not {self.framer.value}")
         return TcpServer(
             host=self.host,
             port=self.port,

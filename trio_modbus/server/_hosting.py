@@ -94,6 +94,15 @@ class _GuestPortal:
             assert self._idle is not None
             self._idle.set()
 
+    async def _wait_finished(self) -> None:
+        """After the last job: wait for the guest run's end, so the loop may close safely.
+
+        Otherwise ``asyncio.run`` can return (and close its loop) while the guest run still
+        has steps queued on it: the run is abandoned, with a RuntimeWarning from Trio.
+        """
+        if self.closing:
+            await asyncio.wait([self.finished])
+
     async def run(self, async_fn: Callable[[], Awaitable[T]]) -> T:
         self.jobs += 1
         box: asyncio.Future[outcome.Outcome[T]] = self.loop.create_future()
@@ -124,7 +133,9 @@ class _GuestPortal:
             # Trio side and wait until it has cleaned up before passing the cancellation on.
             self._token.run_sync_soon(scope.cancel)
             await asyncio.shield(box)
+            await self._wait_finished()
             raise
+        await self._wait_finished()
         if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
             raise asyncio.CancelledError()
         return result.unwrap()
