@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
@@ -143,10 +143,11 @@ class ModbusBaseRequestHandler:
         self._engine: BaseServer | None = None
         self._origin: Any = None
 
-    def setup(self) -> None:
-        """Callback for when a client connects."""
+    def setup(self) -> Awaitable[None] | None:
+        """Callback for when a client connects (a subclass may make it a coroutine)."""
         self.running = True
         log.debug("%s: client %s connected", type(self).__name__, self.client_address)
+        return None
 
     async def handle(self) -> None:
         """Serve the client: receive requests and answer them until it leaves or we stop."""
@@ -161,10 +162,11 @@ class ModbusBaseRequestHandler:
         else:
             await engine._serve_stream(self.request, self._origin, self)
 
-    def finish(self) -> None:
-        """Callback for when a client disconnects."""
+    def finish(self) -> Awaitable[None] | None:
+        """Callback for when a client disconnects (a subclass may make it a coroutine)."""
         self.running = False
         log.debug("%s: client %s left", type(self).__name__, self.client_address)
+        return None
 
     async def execute(self, request: DecodeResult) -> None:
         """Answer one decoded request: run it against the datastore, then ``send`` the reply.
