@@ -197,9 +197,35 @@ def test_read_bits_quantity_limits(fc: int, quantity: str, ok: bool) -> None:
         assert reply(pdu) == bytes((fc | 0x80, 0x03))
 
 
-def test_read_bits_start_address_is_not_checked_by_the_codec() -> None:
-    # 0xFFFF + 2000 leaves the 16-bit address space, but addresses are the datastore's (02).
-    assert decode_request(h("01 FF FF 07 D0")) == ReadBitsRequest(1, 0xFFFF, 2000)
+@pytest.mark.parametrize(
+    ("pdu", "ok"),
+    [
+        ("01 FF FF 00 01", True),  # the last address
+        ("01 FF FF 00 02", False),  # one past the 16-bit address space
+        ("02 F8 30 07 D0", True),  # 0xF830 + 2000 = 0x10000 exactly
+        ("02 F8 31 07 D0", False),
+        ("03 FF 83 00 7D", True),
+        ("04 FF 84 00 7D", False),
+        ("0F FF FF 00 02 01 03", False),
+        ("0F FF FE 00 02 01 03", True),
+        ("10 FF FF 00 02 04 00 01 00 02", False),
+        ("10 FF FF 00 01 02 00 01", True),
+        ("17 FF FF 00 02 00 00 00 01 02 00 01", False),  # the read range overflows
+        ("17 00 00 00 01 FF FF 00 02 04 00 01 00 02", False),  # the write range overflows
+        ("17 FF FF 00 01 FF FF 00 01 02 00 01", True),
+    ],
+)
+def test_a_range_past_address_0xFFFF_is_exception_02(pdu: str, ok: bool) -> None:
+    """Data addresses are 16-bit (MB 4.3): a range running past 0xFFFF is an address error.
+
+    It is checked after the structure (03 comes first), so it holds whatever the datastore
+    is (a mutable sparse block would otherwise create addresses 0x10000 and up).
+    """
+    result = decode_request(h(pdu))
+    if ok:
+        assert not isinstance(result, ExceptionResponse)
+    else:
+        assert result == ExceptionResponse(h(pdu)[0], ExceptionCode.ILLEGAL_DATA_ADDRESS)
 
 
 # -- 03 / 04 read registers: quantity 1..125 --------------------------------------------------

@@ -110,6 +110,20 @@ diagnostic_requests = st.one_of(
     ),
 )
 
+
+def _in_address_space(request: Request) -> bool:
+    """Ranges end at 0xFFFF at the latest (a range past it is exception 02)."""
+    ranges: list[tuple[int, int]] = []
+    if isinstance(request, ReadBitsRequest | ReadRegistersRequest):
+        ranges.append((request.address, request.count))
+    elif isinstance(request, WriteMultipleCoilsRequest | WriteMultipleRegistersRequest):
+        ranges.append((request.address, len(request.values)))
+    elif isinstance(request, ReadWriteMultipleRegistersRequest):
+        ranges.append((request.read_address, request.read_count))
+        ranges.append((request.write_address, len(request.write_values)))
+    return all(address + count <= 0x10000 for address, count in ranges)
+
+
 valid_requests: st.SearchStrategy[Request] = st.one_of(
     st.builds(ReadBitsRequest, st.sampled_from([1, 2]), u16, st.integers(1, 2000)),
     st.builds(ReadRegistersRequest, st.sampled_from([3, 4]), u16, st.integers(1, 125)),
@@ -142,7 +156,7 @@ valid_requests: st.SearchStrategy[Request] = st.one_of(
     ),
     st.builds(ReadFifoQueueRequest, u16),
     st.builds(ReadDeviceIdentificationRequest, st.integers(1, 4), st.integers(0, 255)),
-)
+).filter(_in_address_space)
 
 
 def test_the_strategy_covers_every_standard_request_type() -> None:

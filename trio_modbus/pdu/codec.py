@@ -51,6 +51,7 @@ MAX_WRITE_COILS = 1968  # 0x0F: 0x0001..0x07B0
 MAX_WRITE_REGISTERS = 123  # 0x10: 0x0001..0x007B
 MAX_RW_WRITE_REGISTERS = 121  # write half of 0x17: 0x0001..0x0079
 MAX_FILE_RECORD_NUMBER = 0x270F  # records of a file are numbered 0..9999
+ADDRESS_SPACE = 0x10000  # data addresses are 0..65535: a range may not run past 0xFFFF
 FILE_REFERENCE_TYPE = 6
 
 DecodeResult = Request | ExceptionResponse
@@ -77,6 +78,8 @@ def _read_bits(pdu: bytes) -> DecodeResult:
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_BITS:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if address + count > ADDRESS_SPACE:
+        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
     return ReadBitsRequest(fc, address, count)
 
 
@@ -87,6 +90,8 @@ def _read_registers(pdu: bytes) -> DecodeResult:
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_REGISTERS:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if address + count > ADDRESS_SPACE:
+        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
     return ReadRegistersRequest(fc, address, count)
 
 
@@ -153,6 +158,8 @@ def _write_multiple_coils(pdu: bytes) -> DecodeResult:
         or len(pdu) != 6 + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if address + count > ADDRESS_SPACE:
+        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
     return WriteMultipleCoilsRequest(address, tuple(unpack_bits(pdu[6:], count)))
 
 
@@ -167,6 +174,8 @@ def _write_multiple_registers(pdu: bytes) -> DecodeResult:
         or len(pdu) != 6 + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if address + count > ADDRESS_SPACE:
+        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
     return WriteMultipleRegistersRequest(address, struct.unpack_from(f">{count}H", pdu, 6))
 
 
@@ -245,6 +254,8 @@ def _read_write_registers(pdu: bytes) -> DecodeResult:
         or len(pdu) != 10 + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if read_address + read_count > ADDRESS_SPACE or write_address + write_count > ADDRESS_SPACE:
+        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
     values = struct.unpack_from(f">{write_count}H", pdu, 10)
     return ReadWriteMultipleRegistersRequest(read_address, read_count, write_address, values)
 

@@ -594,6 +594,7 @@ class _ValidatingService:
         self._server = server
         self._inner = server.service
         self.custom_functions = server.service.custom_functions
+        self.diagnostics = server.service.diagnostics
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
         if not ctx.broadcast and not self._server.validate_device_id(ctx.unit_id):

@@ -253,7 +253,10 @@ class BaseServer:
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive or None, not {idle_timeout}")
         self.framer = FramerType(framer)
-        self.diagnostics = DiagnosticState()
+        # One diagnostic state per server, shared with its service when the service has one
+        # (bus counters are counted here, server counters there: FC 0B/0C report both).
+        shared = getattr(service, "diagnostics", None)
+        self.diagnostics = shared if isinstance(shared, DiagnosticState) else DiagnosticState()
         if service is None:
             self.service: Service = DatastoreService(
                 context,
