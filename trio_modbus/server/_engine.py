@@ -209,15 +209,25 @@ def unwrap_errors() -> Iterator[None]:
 
 
 class _Connection:
-    """One client stream and the scope that can stop it."""
+    """One client stream, the scope that can stop it, and what its idle timeout watches.
 
-    __slots__ = ("idle", "last_active", "peer", "scope")
+    ``last_time`` is when the connection last received data or finished a send (or began a
+    send that has not finished). The idle watchdog arms ``scope.deadline`` at
+    ``last_time + idle_timeout`` only for a connection that waits (``idle``: in a receive;
+    ``sending``: in a send) and has waited a while; the connection disarms it when data
+    arrives. A busy connection therefore pays no deadline bookkeeping per request.
+    """
+
+    __slots__ = ("armed", "idle", "last_active", "last_time", "peer", "scope", "sending")
 
     def __init__(self, peer: object) -> None:
         self.peer = peer
         self.scope = trio.CancelScope()
         self.idle = True
+        self.sending = False
+        self.armed = False
         self.last_active = 0
+        self.last_time = 0.0
 
 
 class BaseServer:
@@ -322,6 +332,8 @@ class BaseServer:
                 self._nursery = nursery
                 log.info("%s server serving on %s", self.transport, self._describe())
                 nursery.start_soon(self._run)
+                if self.idle_timeout is not None:
+                    nursery.start_soon(self._idle_watchdog)
                 task_status.started(self)
                 # Serve until cancelled (close, shutdown, the enclosing scope), not until the
                 # accept loop ends: shutdown closes the listener first and then drains.
@@ -370,7 +382,34 @@ class BaseServer:
         conn = _Connection(peer)
         self._connections[conn] = None
         self._counters.connections_accepted += 1
-        await self._run_connection(stream, conn)
+        if self._nursery is not None or self.idle_timeout is None:
+            await self._run_connection(stream, conn)  # the server's watchdog covers it
+            return
+        # Not inside a running server: this stream gets an idle watchdog of its own.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._idle_watchdog, [conn])
+            try:
+                await self._run_connection(stream, conn)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _idle_watchdog(self, connections: Iterable[_Connection] | None = None) -> None:
+        """Arm the idle deadline of connections that have waited half of ``idle_timeout``.
+
+        Runs every quarter of ``idle_timeout``, so a deadline is always armed before it is
+        due, at the exact time: ``last_time + idle_timeout``.
+        """
+        timeout = self.idle_timeout
+        if timeout is None:
+            return
+        watched = self._connections if connections is None else connections
+        while True:
+            await trio.sleep(timeout / 4)
+            horizon = trio.current_time() - timeout / 2
+            for conn in list(watched):
+                if not conn.armed and (conn.idle or conn.sending) and conn.last_time <= horizon:
+                    conn.armed = True
+                    conn.scope.deadline = conn.last_time + timeout
 
     async def _run_connection(self, stream: trio.abc.Stream, conn: _Connection) -> None:
         counters = self._counters
@@ -609,17 +648,19 @@ class BaseServer:
         counters = self._counters
         scope = conn.scope
         peer = conn.peer
+        current_time = trio.current_time
+        conn.last_time = current_time()
         with scope:
             while not self._draining and (handler is None or handler.running):
                 conn.idle = True
-                if idle_timeout is not None:
-                    scope.deadline = trio.current_time() + idle_timeout
                 try:
                     data = cast(bytes, await stream.receive_some(65536))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     break
                 conn.idle = False
-                if idle_timeout is not None:
+                conn.last_time = current_time()
+                if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
+                    conn.armed = False
                     scope.deadline = math.inf
                 if not data:
                     break
@@ -668,15 +709,19 @@ class BaseServer:
             data = _traced(self.trace_packet, True, data)
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s send %s", conn.peer, data.hex(" "))
-        # A client that stops reading gets idle_timeout to take its answers, then is closed:
-        # it cannot hold a connection slot forever.
-        timeout = self.idle_timeout
-        if timeout is not None:
-            conn.scope.deadline = trio.current_time() + timeout
-        # A peer that went away is noticed by the next receive, which ends the connection.
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        # A client that stops reading gets idle_timeout to take its answers, then is closed
+        # (the watchdog arms the deadline of a send that waits): it cannot hold a connection
+        # slot forever.
+        conn.sending = True
+        try:
             await stream.send_all(data)
-        if timeout is not None:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # a peer that went away is noticed by the next receive, which ends it
+        finally:
+            conn.sending = False
+        conn.last_time = trio.current_time()
+        if conn.armed:
+            conn.armed = False
             conn.scope.deadline = math.inf
 
     def _notify_connect(self, connected: bool) -> None:
