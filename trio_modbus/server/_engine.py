@@ -713,6 +713,7 @@ class BaseServer:
         # (the watchdog arms the deadline of a send that waits): it cannot hold a connection
         # slot forever.
         conn.sending = True
+        conn.last_time = trio.current_time()  # a send that waits is timed from its start
         try:
             await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
