@@ -258,8 +258,10 @@ class DatastoreService:
         diag.add_event(_RECEIVE_EVENT)
         if isinstance(request, ExceptionResponse):
             response: Response | None = request
+        elif type(request) is CustomRequest:
+            response = await self._execute_custom(request, ctx)
         else:
-            response = await self._execute(request, ctx)
+            response = self._execute(request, ctx)
         response = self._account(request, response)
         if (
             type(request) is DiagnosticRequest
@@ -293,16 +295,23 @@ class DatastoreService:
         diag.add_event(_SEND_EVENT)
         return response
 
-    async def _execute(self, request: Request, ctx: RequestContext) -> Response | None:
-        fc = request.function_code
+    def _execute(self, request: Request, ctx: RequestContext) -> Response | None:
+        """Execute a standard request (synchronous: no coroutine per request)."""
         try:
             device = self.context[ctx.unit_id]
-            if type(request) is CustomRequest:
-                return await self._custom(request, device, ctx)
             return self._handlers[type(request)](request, device, ctx)  # type: ignore[no-any-return]
         except Exception:
-            log.exception("unit %s: function 0x%02X failed", ctx.unit_id, fc)
-            return ExceptionResponse(fc, _DEVICE_FAILURE)
+            log.exception("unit %s: function 0x%02X failed", ctx.unit_id, request.function_code)
+            return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
+
+    async def _execute_custom(
+        self, request: CustomRequest, ctx: RequestContext
+    ) -> Response | None:
+        try:
+            return await self._custom(request, self.context[ctx.unit_id], ctx)
+        except Exception:
+            log.exception("unit %s: function 0x%02X failed", ctx.unit_id, request.function_code)
+            return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
 
     async def _broadcast(self, request: Request, ctx: RequestContext) -> None:
         devices: Sequence[Any]

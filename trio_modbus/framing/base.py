@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from trio_modbus._errors import ModbusProtocolError
 
@@ -29,9 +29,11 @@ MAX_RTU_ADU = 256
 MAX_ASCII_FRAME = 513
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One complete frame taken out of a byte stream.
+class Frame(NamedTuple):
+    """One complete frame taken out of a byte stream (an immutable value).
+
+    A named tuple rather than a frozen dataclass: one is made per request on the hot path,
+    and a tuple is built in half the time.
 
     Attributes:
         unit_id: The unit identifier (MBAP) or the server address (RTU, ASCII); 0 = broadcast
