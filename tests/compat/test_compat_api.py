@@ -1143,7 +1143,8 @@ async def test_connected_handler_setup_and_finish_per_connection() -> None:
             super().setup()
             await trio.lowlevel.checkpoint()
             assert self.running and isinstance(self.server, ModbusTcpServer)
-            assert isinstance(self.request, trio.SocketStream)
+            assert isinstance(self.request, trio.abc.HalfCloseableStream)
+            assert isinstance(self.request.socket, trio.socket.SocketType)
             events.append(("setup", self.client_address))
 
         def finish(self) -> None:
