@@ -32,6 +32,17 @@ def fuzz(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against pymodbus and a pure-Trio ceiling; writes bench/results/latest.md.
+
+    Needs gcc, taskset and socat. Arguments go to bench/run.py: ``nox -s bench -- --quick``,
+    ``-- --servers trio_modbus,ceiling --scenarios "read10 *"``, ``-- --update-readme``.
+    """
+    session.install("-e", ".", "pymodbus==3.12.1", "pyserial")  # the pymodbus compared with
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
     session.install(RUFF)

@@ -1,0 +1,63 @@
+"""What the benchmark servers share: the datastore layout and the process plumbing.
+
+Register ``a`` (the address on the wire) holds ``value(a)`` in every table, in trio_modbus and
+pymodbus alike; ``loadgen.c`` computes the same function to check every reply. Both libraries
+offset wire addresses by one unless ``zero_mode`` is set, so the blocks start at address 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+from types import ModuleType
+from typing import Any
+
+SIZE = 2000  # registers (and bits) per table: room for reads at 0..124 and writes at 1000+
+UNIT = 1  # the unit id the load generator addresses (the context serves every id)
+
+
+def value(address: int) -> int:
+    """The initial value of the register at wire address ``address`` (as in loadgen.c)."""
+    return (address * 31 + 7) & 0xFFFF
+
+
+def make_context(datastore: ModuleType) -> Any:
+    """Build the benchmark's server context from a datastore module.
+
+    Args:
+        datastore: ``trio_modbus.datastore`` or ``pymodbus.datastore``: both have the same
+            ``ModbusSequentialDataBlock``, ``ModbusDeviceContext`` and ``ModbusServerContext``.
+
+    Returns:
+        A single-device ``ModbusServerContext`` with four tables of ``SIZE`` entries.
+    """
+    block = datastore.ModbusSequentialDataBlock
+    device = datastore.ModbusDeviceContext(
+        co=block(1, [bool(a % 3) for a in range(SIZE)]),
+        di=block(1, [bool(a % 2) for a in range(SIZE)]),
+        hr=block(1, [value(a) for a in range(SIZE)]),
+        ir=block(1, [value(a) for a in range(SIZE)]),
+    )
+    return datastore.ModbusServerContext(devices=device, single=True)
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft limit on open files to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def server_arguments(description: str) -> argparse.Namespace:
+    """Parse the command line every benchmark server takes (TCP port or serial device)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free one)")
+    parser.add_argument("--serial", help="serve RTU on this serial device instead of TCP")
+    parser.add_argument("--baudrate", type=int, default=115200)
+    return parser.parse_args()
+
+
+def announce(message: str) -> None:
+    """Tell the orchestrator the server is up (one line on stdout)."""
+    print(message, flush=True)
