@@ -17,8 +17,10 @@ Where this differs from pymodbus on purpose:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from functools import partial
@@ -277,12 +279,8 @@ class _Stopping:
         for server in self._servers:
             if library == "trio" and server._in_current_run():
                 await server._stopped_in_run.wait()
-            elif library == "trio":
-                await trio.to_thread.run_sync(server._stopped.wait)
             else:
-                import asyncio
-
-                await asyncio.get_running_loop().run_in_executor(None, server._stopped.wait)
+                await _in_worker_thread(server._stopped.wait)
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -527,6 +525,7 @@ class ModbusBaseServer:
             "trace_packet": self.trace_packet,
             "trace_pdu": self.trace_pdu,
             "trace_connect": self.trace_connect,
+            "broadcast": self.broadcast_enable,
         }
 
     def _make_handler(self, request: Any, origin: Any) -> RequestHandler:
@@ -639,6 +638,7 @@ class ModbusTcpServer(ModbusBaseServer):
     """
 
     _transport_options = _TCP_OPTIONS
+    _default_port: ClassVar[int] = 502  # Modbus/TCP
 
     def __init__(
         self,
@@ -656,28 +656,28 @@ class ModbusTcpServer(ModbusBaseServer):
     ) -> None:
         """Check and store the options (see the class)."""
         super().__init__(context, framer, identity, handler=handler, loop=loop, **kwargs)
-        self.host, self.port = _host_port(address, self._default_port())
+        self.host, self.port = _host_port(address, self._default_port)
         self.allow_reuse_address = allow_reuse_address
         self.allow_reuse_port = allow_reuse_port
         self.defer_start = defer_start
         self.backlog = backlog
 
-    def _default_port(self) -> int:
-        return 502
-
     def _configured_address(self) -> Any:
         return (self.host, self.port)
 
-    def _build(self) -> BaseServer:
-        return TcpServer(
-            host=self.host,
-            port=self.port,
-            backlog=self.backlog,
-            reuse_address=self.allow_reuse_address,
-            reuse_port=self.allow_reuse_port,
-            broadcast=self.broadcast_enable,
+    def _listener_options(self) -> dict[str, Any]:
+        """The native options of a TCP listener (TLS adds its context)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "backlog": self.backlog,
+            "reuse_address": self.allow_reuse_address,
+            "reuse_port": self.allow_reuse_port,
             **self._engine_options(),
-        )
+        }
+
+    def _build(self) -> BaseServer:
+        return TcpServer(**self._listener_options())
 
 
 class ModbusTlsServer(ModbusTcpServer):
@@ -705,6 +705,7 @@ class ModbusTlsServer(ModbusTcpServer):
 
     _transport_options = _TCP_OPTIONS | {"password", "reqclicert", "cafile"}
     _default_framer = FramerType.TLS
+    _default_port = 802  # Modbus/TCP Security
 
     def __init__(
         self,
@@ -747,25 +748,11 @@ class ModbusTlsServer(ModbusTcpServer):
                 require_client_cert=reqclicert,
             )
         elif reqclicert:
-            import ssl
-
             sslctx.verify_mode = ssl.CERT_REQUIRED
         self.sslctx = sslctx
 
-    def _default_port(self) -> int:
-        return 802
-
     def _build(self) -> BaseServer:
-        return TlsServer(
-            host=self.host,
-            port=self.port,
-            ssl_context=self.sslctx,
-            backlog=self.backlog,
-            reuse_address=self.allow_reuse_address,
-            reuse_port=self.allow_reuse_port,
-            broadcast=self.broadcast_enable,
-            **self._engine_options(),
-        )
+        return TlsServer(ssl_context=self.sslctx, **self._listener_options())
 
 
 class ModbusUdpServer(ModbusBaseServer):
@@ -813,12 +800,7 @@ class ModbusUdpServer(ModbusBaseServer):
         return (self.host, self.port)
 
     def _build(self) -> BaseServer:
-        return UdpServer(
-            host=self.host,
-            port=self.port,
-            broadcast=self.broadcast_enable,
-            **self._engine_options(),
-        )
+        return UdpServer(host=self.host, port=self.port, **self._engine_options())
 
 
 _SERIAL_OPTIONS = frozenset(
@@ -923,16 +905,13 @@ class ModbusSerialServer(ModbusBaseServer):
     def _build(self) -> BaseServer:
         if self._socket_address is not None:
             host, port = self._socket_address
-            return TcpServer(
-                host=host, port=port, broadcast=self.broadcast_enable, **self._engine_options()
-            )
+            return TcpServer(host=host, port=port, **self._engine_options())
         server = SerialServer(
             port=self.port,
             baudrate=self.baudrate,
             bytesize=self.bytesize,
             parity=self.parity,
             stopbits=self.stopbits,
-            broadcast=self.broadcast_enable,
             handle_local_echo=self.handle_local_echo,
             reopen_delay=self.reconnect_delay,
             **self._engine_options(),
@@ -979,7 +958,10 @@ def _socket_url(port: str) -> tuple[str, int] | None:
 # -- Start* / Stop -----------------------------------------------------------------------------
 
 
-def _run_blocking(server: ModbusBaseServer, name: str) -> None:
+def _run_blocking(server: ModbusBaseServer, name: str) -> ModbusBaseServer | None:
+    """Serve until stopped (None); with ``defer_start=True`` return the server unserved."""
+    if getattr(server, "defer_start", False):
+        return server
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
@@ -990,6 +972,7 @@ def _run_blocking(server: ModbusBaseServer, name: str) -> None:
             f"await {name.replace('Start', 'StartAsync')}(...)"
         )
     trio.run(server.serve_forever)
+    return None
 
 
 async def _start_async(
@@ -1026,10 +1009,7 @@ def StartTcpServer(
     server = ModbusTcpServer(
         context, identity=identity, address=address, custom_functions=custom_functions, **kwargs
     )
-    if server.defer_start:
-        return server
-    _run_blocking(server, "StartTcpServer")
-    return None
+    return _run_blocking(server, "StartTcpServer")
 
 
 def StartTlsServer(
@@ -1061,10 +1041,7 @@ def StartTlsServer(
         custom_functions=custom_functions,
         **kwargs,
     )
-    if server.defer_start:
-        return server
-    _run_blocking(server, "StartTlsServer")
-    return None
+    return _run_blocking(server, "StartTlsServer")
 
 
 def StartUdpServer(
@@ -1089,10 +1066,7 @@ def StartUdpServer(
     server = ModbusUdpServer(
         context, identity=identity, address=address, custom_functions=custom_functions, **kwargs
     )
-    if server.defer_start:
-        return server
-    _run_blocking(server, "StartUdpServer")
-    return None
+    return _run_blocking(server, "StartUdpServer")
 
 
 def StartSerialServer(
@@ -1117,10 +1091,7 @@ def StartSerialServer(
     server = ModbusSerialServer(
         context, identity=identity, port=port, custom_functions=custom_functions, **kwargs
     )
-    if server.defer_start:
-        return server
-    _run_blocking(server, "StartSerialServer")
-    return None
+    return _run_blocking(server, "StartSerialServer")
 
 
 async def StartAsyncTcpServer(
@@ -1278,13 +1249,12 @@ async def ServerAsyncStop() -> None:
 
 async def _stop_elsewhere(server: ModbusBaseServer) -> None:
     """Stop a server that runs in another thread, waiting for it in a worker thread."""
+    await _in_worker_thread(partial(server._request_stop, graceful=True))
 
-    def stop() -> None:
-        server._request_stop(graceful=True)
 
+async def _in_worker_thread(fn: Callable[[], object]) -> None:
+    """Run a blocking call in a worker thread, from Trio or from asyncio."""
     if sniffio.current_async_library() == "trio":
-        await trio.to_thread.run_sync(stop)
+        await trio.to_thread.run_sync(fn)
     else:
-        import asyncio
-
-        await asyncio.get_running_loop().run_in_executor(None, stop)
+        await asyncio.get_running_loop().run_in_executor(None, fn)
