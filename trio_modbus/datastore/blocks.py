@@ -19,8 +19,9 @@ delegate to them.
 from __future__ import annotations
 
 import abc
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, SupportsIndex, TypeVar, overload
 
 from .._errors import ConfigurationError
 from ..pdu.codes import ExceptionCode
@@ -30,6 +31,7 @@ __all__ = [
     "BaseModbusDataBlock",
     "ModbusSequentialDataBlock",
     "ModbusSparseDataBlock",
+    "ValueList",
 ]
 
 FULL_ADDRESS_SPACE = 65536  # entries in ModbusSequentialDataBlock.create(), like pymodbus
@@ -46,6 +48,150 @@ def _as_list(values: int | Sequence[int]) -> list[int]:
     if isinstance(values, list):
         return values
     return list(values)
+
+
+_REGISTER = struct.Struct(">H")
+_pack_register_into = _REGISTER.pack_into
+_PACK_ERRORS = (struct.error, TypeError, OverflowError)
+
+
+class ValueList(list[Any]):
+    """The value list of a ``ModbusSequentialDataBlock``: a plain list that keeps a byte image.
+
+    It is a ``list`` in every way (``block.values[3] = 7`` and ``block.values[:] = ...`` work and
+    are seen by the server at once), and it also maintains, once asked for one with
+    :meth:`image`, the values packed as big-endian 16-bit registers. The server slices register
+    replies out of that image instead of packing every read (a 125-register read costs one
+    slice). Every change made through the list updates the image in place; a change of length
+    drops it, to be rebuilt when next asked for.
+
+    A value that does not fit in a register (negative, above 0xFFFF, not an integer) leaves the
+    list without an image until the next change; the server then takes its general path, which
+    answers such a read as it always has (SERVER DEVICE FAILURE).
+    """
+
+    __slots__ = ("_image",)
+
+    _image: bytearray | bool | None  # None: not built; False: cannot be built until a change
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        super().__init__(values)
+        self._image = None
+
+    def image(self) -> bytearray | None:
+        """Return the values as big-endian registers (2 bytes each), building it if needed.
+
+        Returns:
+            The live image (the list keeps it in step with every change), or None when a value
+            does not fit in a register.
+        """
+        image = self._image
+        if type(image) is bytearray:
+            return image
+        if image is False:
+            return None
+        try:
+            built = bytearray(struct.pack(f">{len(self)}H", *self))
+        except _PACK_ERRORS:
+            self._image = False
+            return None
+        self._image = built
+        return built
+
+    def _changed(self) -> None:
+        self._image = None
+
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Set a value or a slice (``list`` semantics), keeping the image in step."""
+        size = len(self)
+        super().__setitem__(index, value)
+        image = self._image
+        if type(image) is not bytearray:
+            self._image = None  # not built, or unbuildable before this change: rebuild lazily
+            return
+        try:
+            if isinstance(index, slice):
+                start, stop, step = index.indices(size)
+                if step != 1 or len(self) != size:
+                    self._image = None
+                    return
+                if stop > start:
+                    image[2 * start : 2 * stop] = struct.pack(
+                        f">{stop - start}H", *list.__getitem__(self, index)
+                    )
+            else:
+                position = index.__index__()
+                if position < 0:
+                    position += size
+                _pack_register_into(image, 2 * position, value)
+        except _PACK_ERRORS:
+            self._image = False
+
+    def __delitem__(self, index: Any) -> None:
+        """Delete a value or a slice (``list`` semantics)."""
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, values: Iterable[Any]) -> ValueList:  # type: ignore[misc]
+        """Extend in place (``list`` semantics)."""
+        super().__iadd__(values)
+        self._changed()
+        return self
+
+    def __imul__(self, count: SupportsIndex) -> ValueList:
+        """Repeat in place (``list`` semantics)."""
+        super().__imul__(count)
+        self._changed()
+        return self
+
+    def append(self, value: Any) -> None:
+        """Append a value (``list`` semantics)."""
+        super().append(value)
+        self._changed()
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """Append values (``list`` semantics)."""
+        super().extend(values)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        """Insert a value (``list`` semantics)."""
+        super().insert(index, value)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        """Remove and return a value (``list`` semantics)."""
+        value = super().pop(index)
+        self._changed()
+        return value
+
+    def remove(self, value: Any) -> None:
+        """Remove the first occurrence of ``value`` (``list`` semantics)."""
+        super().remove(value)
+        self._changed()
+
+    def clear(self) -> None:
+        """Remove every value (``list`` semantics)."""
+        super().clear()
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        """Sort in place (``list`` semantics)."""
+        super().sort(*args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        """Reverse in place (``list`` semantics)."""
+        super().reverse()
+        self._changed()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        """Pickle and copy as a value list, without the image."""
+        return (ValueList, (list(self),))
 
 
 class BaseModbusDataBlock(abc.ABC, Generic[_V]):
@@ -186,8 +332,10 @@ class BaseModbusDataBlock(abc.ABC, Generic[_V]):
 class ModbusSequentialDataBlock(BaseModbusDataBlock[list[int]]):
     """A contiguous block of values starting at ``address``.
 
-    Values are kept in a plain list (``block.values``, which applications may read and modify
-    directly), so a read of 125 registers is one list slice.
+    Values are kept in a list (``block.values``, a :class:`ValueList`, which applications may
+    read and modify directly); the list also keeps the registers packed, so the server answers a
+    read of 125 registers with one slice of bytes. Assigning a plain list to ``block.values``
+    works too; the server then packs every read.
 
     Args:
         address: The block address of the first value.
@@ -204,9 +352,9 @@ class ModbusSequentialDataBlock(BaseModbusDataBlock[list[int]]):
     def __init__(self, address: int, values: int | Sequence[int] | Any) -> None:
         self.address = address
         if hasattr(values, "__iter__"):
-            self.values = list(values)
+            self.values = ValueList(values)
         else:
-            self.values = [values]
+            self.values = ValueList([values])
         # pymodbus uses the type of the first value: False for bool blocks, 0 otherwise.
         self.default_value = False if self.values and isinstance(self.values[0], bool) else 0
 
@@ -227,7 +375,7 @@ class ModbusSequentialDataBlock(BaseModbusDataBlock[list[int]]):
             value: The value of each, which also becomes the default value.
         """
         self.default_value = value
-        self.values = [value] * count
+        self.values = ValueList([value] * count)
         self.address = 0x00
 
     def reset(self) -> None:

@@ -91,6 +91,9 @@ _SUB_FUNCTION_COUNTERS: Final[dict[int, CounterName]] = {
 }
 
 
+_RECEIVE_SEND: Final = (int(ReceiveEvent.RECEIVE), int(SendEvent.SEND))
+
+
 class DiagnosticState:
     r"""The diagnostic state one server owns.
 
@@ -253,6 +256,20 @@ class DiagnosticState:
         if not 0 <= event <= 0xFF:
             raise ConfigurationError(f"event {event!r} is not a byte")
         self._events.appendleft(event)
+
+    def count_answered(self, count: int) -> None:
+        """Account for ``count`` requests answered normally, as one at a time would be.
+
+        Each adds one to the server message count and the event counter, and logs a receive
+        event followed by a send event (the server's fast path accounts a batch at once).
+
+        Args:
+            count: The number of requests, at least 0.
+        """
+        self.server_message_count += count
+        self.event_count += count
+        pairs = min(count, EVENT_LOG_SIZE // 2)
+        self._events.extendleft(_RECEIVE_SEND * pairs)
 
     def add_receive_event(
         self,

@@ -66,6 +66,26 @@ class MBAPFramer:
         self._buffer = b""
         self._error = None
 
+    def take_pending(self, data: bytes) -> bytes:
+        """Return the buffered partial frame followed by ``data``, and empty the buffer.
+
+        For a caller that parses frames itself: it feeds back what it leaves unparsed.
+
+        Args:
+            data: Bytes just received.
+
+        Returns:
+            The partial frame's bytes, then ``data``.
+
+        Raises:
+            FramingError: The framer has failed (see :meth:`feed`).
+        """
+        if self._error is not None:
+            raise FramingError(self._error)
+        buf = self._buffer + data
+        self._buffer = b""
+        return buf
+
     def feed(self, data: bytes | bytearray) -> list[Frame]:
         """Add received bytes and return every complete frame now available, in order.
 

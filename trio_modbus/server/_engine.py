@@ -30,6 +30,9 @@ from trio_modbus.pdu.codes import ExceptionCode
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
 from trio_modbus.service import DatastoreService, RequestContext, Response, Service
 
+from ._lane import MBAPLane
+from ._stream import SocketStream
+
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_IN_FLIGHT",
@@ -148,6 +151,13 @@ class _Counters:
 
     def snapshot(self) -> ServerStatistics:
         return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
+
+
+def _frame_end(data: bytes, pos: int, size: int) -> int:
+    """Where the MBAP frame at ``data[pos:]`` ends, or ``size`` when it is incomplete."""
+    if size - pos < 6:
+        return size
+    return min(size, pos + 6 + (data[pos + 4] << 8 | data[pos + 5]))
 
 
 def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
@@ -642,6 +652,8 @@ class BaseServer:
         A request handler's ``handle()`` calls this with itself as ``handler``.
         """
         framer = self._make_framer()
+        lane = self._lane(framer, handler)
+        diag = self.diagnostics
         contexts: dict[int, RequestContext] = {}
         trace_packet = self.trace_packet
         idle_timeout = self.idle_timeout
@@ -651,12 +663,17 @@ class BaseServer:
         scope = conn.scope
         peer = conn.peer
         current_time = trio.current_time
+        # A plain TCP connection: receive with the socket's own call, and send without a trip
+        # through the scheduler when the socket takes the answers at once (it nearly always
+        # does); other streams (TLS, memory streams in tests) go through the Stream interface.
+        lean = stream if type(stream) is SocketStream else None
+        receive = stream.receive_some if lean is None else lean.socket.recv
         conn.last_time = current_time()
         with scope:
             while not self._draining and (handler is None or handler.running):
                 conn.idle = True
                 try:
-                    data = cast(bytes, await stream.receive_some(65536))
+                    data = cast(bytes, await receive(65536))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     break
                 conn.idle = False
@@ -674,24 +691,59 @@ class BaseServer:
                     wire_log.debug("%s recv %s", peer, data.hex(" "))
                 error: ModbusProtocolError | None = None
                 out: list[bytes] = []
+                answered = 0  # replies in ``out`` (the lane may add two strings per reply)
+                awaited = False  # whether the general pipeline ran (it may take its time)
+                if lane is not None and framer.pending:
+                    data = cast(MBAPFramer, framer).take_pending(data)
                 pos, size = 0, len(data)
                 while pos < size:
-                    # Feed only as many bytes as can complete the frames there is room for,
-                    # so that at most max_in_flight requests wait for their answers.
-                    end = pos + (max_in_flight - len(out)) * min_frame
+                    if lane is not None:
+                        # The lane answers the common requests straight from ``data``; it stops
+                        # at a frame it does not take, which goes through the framer alone.
+                        pos, count = lane.run(data, pos, out, max_in_flight - answered)
+                        if count:
+                            answered += count
+                            counters.requests += count
+                            counters.responses += count
+                            diag.bus_message_count += count
+                            framer.counters.frames += count
+                        if answered >= max_in_flight:
+                            await self._send(stream, out, conn, lean, awaited)
+                            out, answered = [], 0
+                            continue
+                        if pos >= size:
+                            break
+                        end = _frame_end(data, pos, size)
+                    else:
+                        # Feed only as many bytes as can complete the frames there is room
+                        # for, so that at most max_in_flight requests wait for their answers.
+                        end = pos + (max_in_flight - answered) * min_frame
                     try:
                         frames = framer.feed(data[pos:end])
                     except ModbusProtocolError as exc:
                         frames, error = list(getattr(exc, "frames", ())), exc
                     pos = end
+                    before = len(out)
+                    awaited = True
                     await self._answer(frames, framer, contexts, peer, out, handler=handler)
+                    answered += len(out) - before
                     if error is not None:
                         break
-                    if len(out) >= max_in_flight:
-                        await self._send(stream, out, conn)
-                        out = []
+                    if answered >= max_in_flight:
+                        await self._send(stream, out, conn, lean, awaited)
+                        out, answered = [], 0
                 if out:
-                    await self._send(stream, out, conn)
+                    if lean is not None and trace_packet is None and not awaited:
+                        # Inline of _send's common case: the socket takes it all at once.
+                        reply = b"".join(out)
+                        try:
+                            sent = lean.send_nowait(reply)
+                        except OSError:
+                            sent = len(reply)  # the peer went away: the next receive ends it
+                        if sent < len(reply) or wire_log.isEnabledFor(logging.DEBUG):
+                            await self._send(stream, [reply], conn, lean, awaited, sent)
+                    else:
+                        await self._send(stream, out, conn, lean, awaited)
                 if error is not None:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
@@ -705,21 +757,56 @@ class BaseServer:
             counters.idle_timeouts += 1
             conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
 
-    async def _send(self, stream: trio.abc.Stream, out: list[bytes], conn: _Connection) -> None:
+    def _lane(
+        self, framer: MBAPFramer | RTUFramer | ASCIIFramer, handler: RequestHandler | None
+    ) -> MBAPLane | None:
+        """The fast lane of a connection, when nothing needs to see each request on its way."""
+        if (
+            type(framer) is not MBAPFramer
+            or self.trace_pdu is not None
+            or (handler is not None and handler.per_request)
+            or type(self).decode is not BaseServer.decode
+            or self.custom_functions is not getattr(self.service, "custom_functions", None)
+        ):
+            return None
+        return MBAPLane.for_service(self.service, self.broadcast)
+
+    async def _send(
+        self,
+        stream: trio.abc.Stream,
+        out: list[bytes],
+        conn: _Connection,
+        lean: SocketStream | None,
+        awaited: bool,
+        sent: int = 0,
+    ) -> None:
+        """Send the answers in ``out``, of which the first ``sent`` bytes have gone already.
+
+        ``awaited`` says that the general pipeline ran since the receive: it may have taken a
+        while (an async custom function), so the send is timed from now, not from the receive.
+        """
         data = b"".join(out) if len(out) > 1 else out[0]
         if self.trace_packet is not None:
             data = _traced(self.trace_packet, True, data)
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s send %s", conn.peer, data.hex(" "))
+        if awaited:
+            conn.last_time = trio.current_time()
+        if lean is not None and not sent:
+            try:
+                sent = lean.send_nowait(data)
+            except OSError:
+                return  # the peer went away: the next receive notices and ends the connection
+        if sent >= len(data):
+            return
         # A client that stops reading gets idle_timeout to take its answers, then is closed
-        # (the watchdog arms the deadline of a send that waits): it cannot hold a connection
-        # slot forever.
+        # (the watchdog arms the deadline of a send that waits, timed from its start): it
+        # cannot hold a connection slot forever.
         conn.sending = True
-        conn.last_time = trio.current_time()  # a send that waits is timed from its start
         try:
-            await stream.send_all(data)
+            await stream.send_all(memoryview(data)[sent:] if sent else data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass  # a peer that went away is noticed by the next receive, which ends it
+            pass  # the peer went away: the next receive notices and ends the connection
         finally:
             conn.sending = False
         conn.last_time = trio.current_time()

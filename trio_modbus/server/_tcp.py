@@ -23,6 +23,7 @@ from trio_modbus.server._engine import (
     TracePdu,
     _Connection,
 )
+from trio_modbus.server._stream import SocketStream
 from trio_modbus.service import Service
 
 __all__ = [
@@ -58,63 +59,6 @@ _TRANSIENT_ACCEPT_ERRORS = {
     errno.EMFILE,
     errno.ENFILE,
 }
-
-
-class _SocketStream(trio.abc.HalfCloseableStream):
-    """A connected TCP socket as a Trio stream, for the one task that serves it.
-
-    ``trio.SocketStream`` guards against concurrent senders and translates errors with
-    context managers, which costs a few microseconds per call; a connection here has exactly
-    one task, so this stream keeps the same contract (errors become ``BrokenResourceError``
-    or ``ClosedResourceError``) with plain ``try`` blocks.
-    """
-
-    __slots__ = ("socket",)
-
-    def __init__(self, sock: trio.socket.SocketType) -> None:
-        self.socket = sock
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Receive up to ``max_bytes`` (64 KiB by default); b"" at end of stream."""
-        try:
-            return await self.socket.recv(max_bytes or 65536)
-        except OSError as exc:
-            raise _stream_error(exc) from exc
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send every byte of ``data``."""
-        sock = self.socket
-        try:
-            sent = await sock.send(data)
-            if sent < len(data):
-                with memoryview(data) as view:
-                    while sent < len(view):
-                        sent += await sock.send(view[sent:])
-        except OSError as exc:
-            raise _stream_error(exc) from exc
-
-    async def wait_send_all_might_not_block(self) -> None:
-        """Wait until the socket can take more data."""
-        await self.socket.wait_writable()
-
-    async def send_eof(self) -> None:
-        """Shut down the sending side."""
-        await trio.lowlevel.checkpoint()
-        try:
-            self.socket.shutdown(stdlib_socket.SHUT_WR)
-        except OSError as exc:
-            raise _stream_error(exc) from exc
-
-    async def aclose(self) -> None:
-        """Close the socket."""
-        self.socket.close()
-        await trio.lowlevel.checkpoint()
-
-
-def _stream_error(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
-    if exc.errno == errno.EBADF:
-        return trio.ClosedResourceError("the socket was closed")
-    return trio.BrokenResourceError(f"socket connection broken: {exc}")
 
 
 class TcpServer(BaseServer):
@@ -249,7 +193,7 @@ class TcpServer(BaseServer):
         return True
 
     async def _handle(self, sock: stdlib_socket.socket, conn: _Connection) -> None:
-        stream: trio.abc.Stream = _SocketStream(trio.socket.from_stdlib_socket(sock))
+        stream: trio.abc.Stream = SocketStream(sock)
         try:
             stream = await self._wrap(stream, conn)
         except _HandshakeFailed:
