@@ -133,61 +133,61 @@ class ValueList(list[Any]):
 
     def __delitem__(self, index: Any) -> None:
         """Delete a value or a slice (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().__delitem__(index)
-        self._changed()
 
     def __iadd__(self, values: Iterable[Any]) -> ValueList:  # type: ignore[misc]
         """Extend in place (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().__iadd__(values)
-        self._changed()
         return self
 
     def __imul__(self, count: SupportsIndex) -> ValueList:
         """Repeat in place (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().__imul__(count)
-        self._changed()
         return self
 
     def append(self, value: Any) -> None:
         """Append a value (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().append(value)
-        self._changed()
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append values (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().extend(values)
-        self._changed()
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
         """Insert a value (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().insert(index, value)
-        self._changed()
 
     def pop(self, index: SupportsIndex = -1) -> Any:
         """Remove and return a value (``list`` semantics)."""
-        value = super().pop(index)
         self._changed()
+        value = super().pop(index)
         return value
 
     def remove(self, value: Any) -> None:
         """Remove the first occurrence of ``value`` (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().remove(value)
-        self._changed()
 
     def clear(self) -> None:
         """Remove every value (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().clear()
-        self._changed()
 
     def sort(self, *args: Any, **kwargs: Any) -> None:
         """Sort in place (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().sort(*args, **kwargs)
-        self._changed()
 
     def reverse(self) -> None:
         """Reverse in place (``list`` semantics)."""
+        self._changed()  # first: the call may fail half-way
         super().reverse()
-        self._changed()
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         """Pickle and copy as a value list, without the image."""

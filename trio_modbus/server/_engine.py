@@ -700,7 +700,13 @@ class BaseServer:
                     if lane is not None:
                         # The lane answers the common requests straight from ``data``; it stops
                         # at a frame it does not take, which goes through the framer alone.
-                        pos, count = lane.run(data, pos, out, max_in_flight - answered)
+                        try:
+                            pos, count = lane.run(data, pos, out, max_in_flight - answered)
+                        except Exception:
+                            # A defect of the lane must not take the server down: say so
+                            # loudly, and close this connection (its state is unknown).
+                            log.exception("%s: the fast lane failed; closing", peer)
+                            return
                         if count:
                             answered += count
                             counters.requests += count
@@ -766,10 +772,9 @@ class BaseServer:
             or self.trace_pdu is not None
             or (handler is not None and handler.per_request)
             or type(self).decode is not BaseServer.decode
-            or self.custom_functions is not getattr(self.service, "custom_functions", None)
         ):
             return None
-        return MBAPLane.for_service(self.service, self.broadcast)
+        return MBAPLane.for_service(self.service, self.broadcast, self.custom_functions)
 
     async def _send(
         self,

@@ -21,6 +21,7 @@ The lane is pure: no Trio, no clock, no I/O.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from trio_modbus.datastore.blocks import ModbusSequentialDataBlock, ValueList
@@ -78,21 +79,31 @@ class MBAPLane:
         broadcast: Whether unit id 0 is a broadcast on this server (broadcasts are never taken).
     """
 
-    __slots__ = ("_broadcast", "_service")
+    __slots__ = ("_broadcast", "_custom", "_service")
 
-    def __init__(self, service: DatastoreService, broadcast: bool) -> None:
+    def __init__(
+        self,
+        service: DatastoreService,
+        broadcast: bool,
+        custom_functions: Mapping[int, object] | None = None,
+    ) -> None:
         self._service = service
         self._broadcast = broadcast
+        self._custom = custom_functions if custom_functions is not None else {}
 
     @classmethod
-    def for_service(cls, service: Any, broadcast: bool) -> MBAPLane | None:
+    def for_service(
+        cls, service: Any, broadcast: bool, custom_functions: Mapping[int, object] | None = None
+    ) -> MBAPLane | None:
         """The lane for ``service``, or None when it is not a plain ``DatastoreService``.
 
         A subclass may change how requests are executed, so only the exact class qualifies.
+        ``custom_functions`` are the codes the server decodes as custom functions besides the
+        service's own; the lane leaves them alone.
         """
         if type(service) is not DatastoreService:
             return None
-        return cls(service, broadcast)
+        return cls(service, broadcast, custom_functions)
 
     def run(self, buf: bytes, pos: int, out: list[Any], room: int) -> tuple[int, int]:
         """Answer the frames at ``buf[pos:]`` while the lane can, at most ``room`` of them.
@@ -144,6 +155,8 @@ class MBAPLane:
                 append(_pack_read_header(tid, 0, 3 + 2 * count, key, 2 * count))
                 append(image[start : start + 2 * count])
             elif fc == 16:
+                if length < 9:  # the shortest write: one register
+                    break
                 address, count = _unpack_address_count(buf, pos + 8)
                 if (
                     not 1 <= count <= MAX_WRITE_REGISTERS
@@ -201,7 +214,7 @@ class MBAPLane:
     def _resolve(self, context: ModbusServerContext, key: int) -> _Target | None:
         """What ``key`` (unit id << 8 | function code) addresses, when the lane can serve it."""
         fc = key & 0xFF
-        if fc not in _LANE_FUNCTIONS or fc in self._service.custom_functions:
+        if fc not in _LANE_FUNCTIONS or fc in self._service.custom_functions or fc in self._custom:
             return None
         unit = key >> 8
         if unit == 0 and self._broadcast:
