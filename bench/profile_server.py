@@ -95,11 +95,14 @@ def report(title: str, own: Counter[str], total: Counter[str], samples: int, top
     return "\n".join(lines)
 
 
-def profile(name: str, settings: Settings, top: int, out_dir: Path) -> str:
+def profile(
+    name: str, settings: Settings, top: int, out_dir: Path, server_name: str = "trio_modbus"
+) -> str:
     """Profile one scenario; the report's text."""
     scenario = next(s for s in all_scenarios() if s.name == name)
-    server = ServerProcess(SERVERS["trio_modbus"], pin=settings.pin)
-    raw = out_dir / f"profile-{name.replace(' ', '-')}.txt"
+    server = ServerProcess(SERVERS[server_name], pin=settings.pin)
+    suffix = "" if server_name == "trio_modbus" else f"-{server_name}"
+    raw = out_dir / f"profile-{name.replace(' ', '-')}{suffix}.txt"
     try:
         load = subprocess.Popen(
             pinned(
@@ -142,7 +145,8 @@ def profile(name: str, settings: Settings, top: int, out_dir: Path) -> str:
         sys.exit(f"py-spy failed: {spy.stderr.strip()}")
     own, total, samples = parse_collapsed(raw)
     rps = out.split('"rps": ', 1)[1].split(",", 1)[0] if '"rps": ' in out else "?"
-    return report(f"{name} (under py-spy: {float(rps):,.0f} req/s)", own, total, samples, top)
+    title = f"{name}, {server_name} (under py-spy: {float(rps):,.0f} req/s)"
+    return report(title, own, total, samples, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help="comma-separated names")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds sampled")
     parser.add_argument("--top", type=int, default=20, help="functions listed")
+    parser.add_argument(
+        "--server", default="trio_modbus", choices=sorted(SERVERS), help="the server profiled"
+    )
     args = parser.parse_args(argv)
     if shutil.which("py-spy") is None:
         sys.exit("py-spy is needed: pip install py-spy")
@@ -159,9 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin = shutil.which("taskset") is not None
     settings = Settings(1, args.duration, 1.0, 1, pin)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    texts = [profile(n.strip(), settings, args.top, RESULTS) for n in args.scenarios.split(",")]
+    texts = [
+        profile(n.strip(), settings, args.top, RESULTS, args.server)
+        for n in args.scenarios.split(",")
+    ]
     text = "\n\n".join(texts)
-    (RESULTS / "profile.md").write_text(text + "\n")
+    suffix = "" if args.server == "trio_modbus" else f"-{args.server}"
+    (RESULTS / f"profile{suffix}.md").write_text(text + "\n")
     print(text)
     return 0
 

@@ -13,13 +13,14 @@ import contextlib
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, cast
 
 import trio
+from trio.lowlevel import cancel_shielded_checkpoint
 
 from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
@@ -667,27 +668,32 @@ class BaseServer:
         # through the scheduler when the socket takes the answers at once (it nearly always
         # does); other streams (TLS, memory streams in tests) go through the Stream interface.
         lean = stream if type(stream) is SocketStream else None
-        receive = stream.receive_some if lean is None else lean.socket.recv
+        connections = self._connections
+        receive: Callable[[int], Awaitable[bytes]] = (
+            stream.receive_some if lean is None else lean.socket.recv  # type: ignore[assignment]
+        )
         conn.last_time = current_time()
         with scope:
             while not self._draining and (handler is None or handler.running):
                 conn.idle = True
                 try:
-                    data = cast(bytes, await receive(65536))
+                    data = await receive(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     break
                 conn.idle = False
-                conn.last_time = current_time()
-                if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
-                    conn.armed = False
-                    scope.deadline = math.inf
+                if idle_timeout is not None:  # otherwise no watchdog reads the time
+                    conn.last_time = current_time()
+                    if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
+                        conn.armed = False
+                        scope.deadline = math.inf
                 if not data:
                     break
                 self._activity += 1
                 conn.last_active = self._activity
                 if trace_packet is not None:
                     data = _traced(trace_packet, False, data)
-                if wire_log.isEnabledFor(logging.DEBUG):
+                debug = wire_log.isEnabledFor(logging.DEBUG)
+                if debug:
                     wire_log.debug("%s recv %s", peer, data.hex(" "))
                 error: ModbusProtocolError | None = None
                 out: list[bytes] = []
@@ -746,8 +752,14 @@ class BaseServer:
                             sent = lean.send_nowait(reply)
                         except OSError:
                             sent = len(reply)  # the peer went away: the next receive ends it
-                        if sent < len(reply) or wire_log.isEnabledFor(logging.DEBUG):
+                        if sent < len(reply) or debug:
                             await self._send(stream, [reply], conn, lean, awaited, sent)
+                        # Let the other connections run before receiving again: by then
+                        # this client has usually sent its next request, and the receive
+                        # takes it at once instead of registering with epoll and waiting.
+                        # (Alone, there is nothing to let run: go straight to the receive.)
+                        if len(connections) > 1:
+                            await cancel_shielded_checkpoint()
                     else:
                         await self._send(stream, out, conn, lean, awaited)
                 if error is not None:
