@@ -1150,3 +1150,22 @@ def _extended_by_a_failing_source() -> ModbusServerContext:
 async def test_registers_appended_by_a_failed_extend_are_read_correctly() -> None:
     lane, _ = await serve_both(_extended_by_a_failing_source, [adu(1, 1, read_holding(99, 3))])
     assert lane.replies == adu(1, 1, registers_reply([1099, 100, 101]))
+
+
+async def test_a_failing_lane_closes_its_connection_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: MBAPLane, buf: bytes, pos: int, out: list[bytes], room: int) -> Any:
+        raise RuntimeError("a defect in the lane")
+
+    server = serve_tcp(numbered(), idle_timeout=None)
+    request = adu(1, 1, read_holding(0, 2))
+    with monkeypatch.context() as patch:
+        patch.setattr(MBAPLane, "run", broken)
+        replies = await exchange(server, [request], [])
+    assert replies == b""  # closed, not crashed
+    assert "the fast lane failed" in caplog.text
+    # The server itself carries on: the next connection is served as usual.
+    assert replies_of(await exchange(server, [request], [])) == [
+        (1, 1, registers_reply([1000, 1001]))
+    ]
