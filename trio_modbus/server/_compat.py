@@ -608,7 +608,39 @@ _TCP_OPTIONS = frozenset(
 )
 
 
-class ModbusTcpServer(ModbusBaseServer):
+class _AddressedServer(ModbusBaseServer):
+    """What the TCP, TLS and UDP compat servers share: ``address`` and the socket options."""
+
+    _transport_options = _TCP_OPTIONS
+    _default_port: ClassVar[int] = 502  # Modbus/TCP and Modbus/UDP
+
+    def __init__(
+        self,
+        context: Any = None,
+        framer: Any = None,
+        identity: ModbusDeviceIdentification | None = None,
+        address: tuple[str, int] | None = None,
+        handler: type[ModbusBaseRequestHandler] | None = None,
+        allow_reuse_address: bool = False,
+        allow_reuse_port: bool = False,
+        defer_start: bool = False,
+        backlog: int = DEFAULT_COMPAT_BACKLOG,
+        loop: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Check and store the options (see the class)."""
+        super().__init__(context, framer, identity, handler=handler, loop=loop, **kwargs)
+        self.host, self.port = _host_port(address, self._default_port)
+        self.allow_reuse_address = allow_reuse_address
+        self.allow_reuse_port = allow_reuse_port
+        self.defer_start = defer_start
+        self.backlog = backlog
+
+    def _configured_address(self) -> Any:
+        return (self.host, self.port)
+
+
+class ModbusTcpServer(_AddressedServer):
     """A Modbus/TCP server with pymodbus's constructor (``serve_forever`` to run it).
 
     Args:
@@ -636,34 +668,6 @@ class ModbusTcpServer(ModbusBaseServer):
             ...
             server.server_close()
     """
-
-    _transport_options = _TCP_OPTIONS
-    _default_port: ClassVar[int] = 502  # Modbus/TCP
-
-    def __init__(
-        self,
-        context: Any = None,
-        framer: Any = None,
-        identity: ModbusDeviceIdentification | None = None,
-        address: tuple[str, int] | None = None,
-        handler: type[ModbusBaseRequestHandler] | None = None,
-        allow_reuse_address: bool = False,
-        allow_reuse_port: bool = False,
-        defer_start: bool = False,
-        backlog: int = DEFAULT_COMPAT_BACKLOG,
-        loop: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        """Check and store the options (see the class)."""
-        super().__init__(context, framer, identity, handler=handler, loop=loop, **kwargs)
-        self.host, self.port = _host_port(address, self._default_port)
-        self.allow_reuse_address = allow_reuse_address
-        self.allow_reuse_port = allow_reuse_port
-        self.defer_start = defer_start
-        self.backlog = backlog
-
-    def _configured_address(self) -> Any:
-        return (self.host, self.port)
 
     def _listener_options(self) -> dict[str, Any]:
         """The native options of a TCP listener (TLS adds its context)."""
@@ -755,7 +759,7 @@ class ModbusTlsServer(ModbusTcpServer):
         return TlsServer(ssl_context=self.sslctx, **self._listener_options())
 
 
-class ModbusUdpServer(ModbusBaseServer):
+class ModbusUdpServer(_AddressedServer):
     """A Modbus/UDP server with pymodbus's constructor.
 
     Args:
@@ -771,33 +775,7 @@ class ModbusUdpServer(ModbusBaseServer):
         **kwargs: The options of :class:`ModbusBaseServer`.
     """
 
-    _transport_options = _TCP_OPTIONS
     _default_handler = ModbusDisconnectedRequestHandler
-
-    def __init__(
-        self,
-        context: Any = None,
-        framer: Any = None,
-        identity: ModbusDeviceIdentification | None = None,
-        address: tuple[str, int] | None = None,
-        handler: type[ModbusBaseRequestHandler] | None = None,
-        allow_reuse_address: bool = False,
-        allow_reuse_port: bool = False,
-        defer_start: bool = False,
-        backlog: int = DEFAULT_COMPAT_BACKLOG,
-        loop: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        """Check and store the options (see the class)."""
-        super().__init__(context, framer, identity, handler=handler, loop=loop, **kwargs)
-        self.host, self.port = _host_port(address, 502)
-        self.allow_reuse_address = allow_reuse_address
-        self.allow_reuse_port = allow_reuse_port
-        self.defer_start = defer_start
-        self.backlog = backlog
-
-    def _configured_address(self) -> Any:
-        return (self.host, self.port)
 
     def _build(self) -> BaseServer:
         return UdpServer(host=self.host, port=self.port, **self._engine_options())
