@@ -95,14 +95,18 @@ def report(title: str, own: Counter[str], total: Counter[str], samples: int, top
     return "\n".join(lines)
 
 
+def _suffix(server_name: str) -> str:
+    """What the names of a server's profile files carry (nothing for trio_modbus's)."""
+    return "" if server_name == "trio_modbus" else f"-{server_name}"
+
+
 def profile(
     name: str, settings: Settings, top: int, out_dir: Path, server_name: str = "trio_modbus"
 ) -> str:
     """Profile one scenario; the report's text."""
     scenario = next(s for s in all_scenarios() if s.name == name)
     server = ServerProcess(SERVERS[server_name], pin=settings.pin)
-    suffix = "" if server_name == "trio_modbus" else f"-{server_name}"
-    raw = out_dir / f"profile-{name.replace(' ', '-')}{suffix}.txt"
+    raw = out_dir / f"profile-{name.replace(' ', '-')}{_suffix(server_name)}.txt"
     try:
         load = subprocess.Popen(
             pinned(
@@ -171,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in args.scenarios.split(",")
     ]
     text = "\n\n".join(texts)
-    suffix = "" if args.server == "trio_modbus" else f"-{args.server}"
-    (RESULTS / f"profile{suffix}.md").write_text(text + "\n")
+    (RESULTS / f"profile{_suffix(args.server)}.md").write_text(text + "\n")
     print(text)
     return 0
 

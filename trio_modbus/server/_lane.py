@@ -62,7 +62,7 @@ def _write_registers(
         # Both copies from the wire: the image gets the bytes as they came.
         list.__setitem__(values, slice(start, start + count), new)
         image[2 * start : 2 * (start + count)] = buf[at : at + 2 * count]
-    else:  # pragma: no cover - the image was dropped by a change of length meanwhile
+    else:  # pragma: no cover - another thread changed the list's length since the resolve
         values[start : start + count] = new
 
 
@@ -222,13 +222,7 @@ class MBAPLane:
         unit = key >> 8
         if unit == 0 and self._broadcast:
             return None
-        devices = context._devices  # ModbusServerContext.get(), inlined
-        if context.single:
-            device = devices.get(0)
-        else:
-            device = devices.get(unit)
-            if device is None:
-                device = devices.get(0)
+        device = context.get(unit)
         if type(device) is not ModbusDeviceContext:
             return None
         mapper = device._fx_mapper
