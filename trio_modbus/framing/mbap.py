@@ -66,7 +66,7 @@ class MBAPFramer:
         self._buffer = b""
         self._error = None
 
-    def take_pending(self, data: bytes) -> bytes:
+    def take_pending(self, data: bytes | bytearray) -> bytes:
         """Return the buffered partial frame followed by ``data``, and empty the buffer.
 
         For a caller that parses frames itself: it feeds back what it leaves unparsed.

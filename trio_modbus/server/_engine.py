@@ -13,14 +13,13 @@ import contextlib
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, cast
 
 import trio
-from trio.lowlevel import cancel_shielded_checkpoint
 
 from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
@@ -154,7 +153,7 @@ class _Counters:
         return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
 
 
-def _frame_end(data: bytes, pos: int, size: int) -> int:
+def _frame_end(data: bytes | bytearray, pos: int, size: int) -> int:
     """Where the MBAP frame at ``data[pos:]`` ends, or ``size`` when it is incomplete."""
     if size - pos < 6:
         return size
@@ -664,14 +663,12 @@ class BaseServer:
         scope = conn.scope
         peer = conn.peer
         current_time = trio.current_time
-        # A plain TCP connection: receive with the socket's own call, and send without a trip
-        # through the scheduler when the socket takes the answers at once (it nearly always
-        # does); other streams (TLS, memory streams in tests) go through the Stream interface.
+        # A plain TCP connection: send without a trip through the scheduler when the socket
+        # takes the answers at once (it nearly always does); other streams (TLS, memory
+        # streams in tests) go through the Stream interface. SocketStream's receive yields
+        # before it reads, which gives the other connections their turn after each answer.
         lean = stream if type(stream) is SocketStream else None
-        connections = self._connections
-        receive: Callable[[int], Awaitable[bytes]] = (
-            stream.receive_some if lean is None else lean.socket.recv  # type: ignore[assignment]
-        )
+        receive = stream.receive_some
         conn.last_time = current_time()
         with scope:
             while not self._draining and (handler is None or handler.running):
@@ -754,13 +751,6 @@ class BaseServer:
                             sent = len(reply)  # the peer went away: the next receive ends it
                         if sent < len(reply) or debug:
                             await self._send(stream, [reply], conn, lean, awaited, sent)
-                        # Let the other connections run before receiving again: by then
-                        # this client has usually sent its next request, and the receive
-                        # takes it at once instead of registering with epoll and waiting.
-                        # Alone and one request at a time, there is nothing to wait for: go
-                        # straight to the receive. A pipelining client gets the pause too.
-                        if answered > 1 or len(connections) > 1:
-                            await cancel_shielded_checkpoint()
                     else:
                         await self._send(stream, out, conn, lean, awaited)
                 if error is not None:

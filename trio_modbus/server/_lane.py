@@ -54,7 +54,12 @@ _LANE_FUNCTIONS = frozenset((1, 2, 3, 4, 6, 16, 23))
 
 
 def _write_registers(
-    values: ValueList, image: bytearray | None, start: int, count: int, buf: bytes, at: int
+    values: ValueList,
+    image: bytearray | None,
+    start: int,
+    count: int,
+    buf: bytes | bytearray,
+    at: int,
 ) -> None:
     """Store ``count`` registers from ``buf[at:]`` at ``values[start:]``, image included."""
     new = _REGISTERS[count](buf, at)
@@ -108,7 +113,7 @@ class MBAPLane:
             return None
         return cls(service, broadcast, custom_functions)
 
-    def run(self, buf: bytes, pos: int, out: list[Any], room: int) -> tuple[int, int]:
+    def run(self, buf: bytes | bytearray, pos: int, out: list[Any], room: int) -> tuple[int, int]:
         """Answer the frames at ``buf[pos:]`` while the lane can, at most ``room`` of them.
 
         Replies are appended to ``out`` (one or two byte strings each, to be joined).

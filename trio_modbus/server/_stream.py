@@ -6,6 +6,7 @@ import errno
 import socket as stdlib_socket
 
 import trio
+from trio.lowlevel import checkpoint, wait_readable
 
 __all__ = ["SocketStream"]
 
@@ -20,7 +21,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
 
     The engine also uses :meth:`send_nowait`: the answers to a read usually fit in the
     socket's send buffer at once, and sending them without a trip through Trio's scheduler
-    saves a scheduling round per read. The task still yields at every receive.
+    saves a scheduling round per read. The task yields at every receive, first thing.
 
     Args:
         sock: A connected stdlib socket; the stream owns it from now on.
@@ -33,11 +34,30 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._raw = sock
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Receive up to ``max_bytes`` (64 KiB by default); b"" at end of stream."""
-        try:
-            return await self.socket.recv(max_bytes or 65536)
-        except OSError as exc:
-            raise _stream_error(exc) from exc
+        """Receive up to ``max_bytes`` (64 KiB by default); b"" at end of stream.
+
+        Every call yields to the scheduler once before it reads (a checkpoint: a cancelled
+        task stops here), then takes what the socket holds; only when it holds nothing does
+        the call wait for it with epoll. Yielding *first* means that a connection whose
+        answers were just sent lets the others run while its client prepares the next
+        request, which is then usually there to take without an epoll registration.
+
+        It yields exactly once per call when data is ready (``trio.socket``'s ``recv`` yields
+        after reading, through more layers). Keeping every turn of a connection's loop
+        alike matters beyond the saving: with a thousand connections, turns that allocate
+        unequal numbers of objects keep CPython's cyclic garbage collector running all the
+        time (its young-generation count drifts up); equal turns leave it idle.
+        """
+        await checkpoint()
+        sock = self._raw
+        while True:
+            try:
+                return sock.recv(max_bytes or 65536)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise _stream_error(exc) from exc
+            await wait_readable(sock)  # ClosedResourceError if another task closes it
 
     def send_nowait(self, data: bytes) -> int:
         """Send what the socket takes now, without waiting or yielding.
