@@ -8,7 +8,12 @@ offset wire addresses by one unless ``zero_mode`` is set, so the blocks start at
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
 import resource
+import signal
+import time
 from types import ModuleType
 from typing import Any
 
@@ -61,3 +66,38 @@ def server_arguments(description: str) -> argparse.Namespace:
 def announce(message: str) -> None:
     """Tell the orchestrator the server is up (one line on stdout)."""
     print(message, flush=True)
+
+
+def watch_gc() -> None:
+    """Let the orchestrator see this process's garbage collections (CPython's cyclic GC).
+
+    With ``BENCH_GC_FILE`` in the environment, count the collections of each generation and
+    the time they take; on SIGUSR1, write ``{"seq", "collections", "seconds"}`` to that file
+    (``seq`` grows by one per signal, so that the reader knows the answer is fresh). Without
+    it, do nothing. The runner asks at the start and the end of each measured window: a
+    server whose turns leave objects behind makes the collector run all the time, which
+    costs throughput and, with full collections of a large heap, latency.
+    """
+    path = os.environ.get("BENCH_GC_FILE")
+    if not path:
+        return
+    collections = [0, 0, 0]
+    spent = [0.0, 0.0]  # total seconds, start of the running collection
+    answers = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            spent[1] = time.perf_counter()
+        else:
+            collections[info["generation"]] += 1
+            spent[0] += time.perf_counter() - spent[1]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        answers[0] += 1
+        partial = f"{path}.tmp"
+        with open(partial, "w") as out:
+            json.dump({"seq": answers[0], "collections": collections, "seconds": spent[0]}, out)
+        os.replace(partial, path)
+
+    gc.callbacks.append(on_gc)
+    signal.signal(signal.SIGUSR1, on_signal)

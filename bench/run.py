@@ -26,6 +26,7 @@ import platform
 import re
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -161,12 +162,14 @@ class ServerProcess:
         argv += ["--serial", serial, "--baudrate", str(RTU_BAUD)] if serial else ["--port", "0"]
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 (closed in stop())
+        self.gc_file = log_dir / f"{spec.name}-gc.json"  # see bench_common.watch_gc
+        self.gc_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             pinned(SERVER_CPU, argv, pin),
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
-            env=child_env(),
+            env={**child_env(), "BENCH_GC_FILE": str(self.gc_file)},
             cwd=BENCH,
         )
         ServerProcess.pids.add(self.proc.pid)
@@ -199,6 +202,31 @@ class ServerProcess:
             return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
         except OSError:
             return 0
+
+    def gc_counts(self, limit: float = 1.0) -> dict[str, Any] | None:
+        """The server's garbage collections so far (``collections`` per generation, and
+        ``seconds`` spent in them), or None when it does not answer within ``limit``."""
+
+        def read() -> dict[str, Any] | None:
+            try:
+                answer: dict[str, Any] = json.loads(self.gc_file.read_text())
+            except (OSError, ValueError):
+                return None
+            return answer
+
+        before = read()
+        seq = before["seq"] if before else 0
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except OSError:
+            return None
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            answer = read()
+            if answer and answer["seq"] > seq:
+                return answer
+            time.sleep(0.002)
+        return None
 
     def settle(self, limit: float = 10.0) -> None:
         """Wait until the previous run's connections are closed on the server's side."""
@@ -294,6 +322,7 @@ def run_loadgen(
     watchdog = threading.Timer(limit, proc.kill)
     watchdog.start()
     marks: dict[str, dict[int, float]] = {}
+    collections: dict[str, dict[str, Any] | None] = {}
     messages: list[str] = []
     try:
         assert proc.stderr is not None
@@ -301,6 +330,8 @@ def run_loadgen(
             line = raw.strip()
             if line in ("measure", "end"):
                 marks[line] = process_cpu_times()
+                if server is not None:
+                    collections[line] = server.gc_counts()
             elif line:
                 messages.append(line)
         out = proc.stdout.read() if proc.stdout else ""
@@ -319,6 +350,13 @@ def run_loadgen(
             result["server_cpu_frac"] = spent / window
         ours = {proc.pid, os.getpid(), *ServerProcess.pids, *helpers}
         result["other_cpu_frac"], result["other_top"] = others(before, after, ours, window)
+        first, last = collections.get("measure"), collections.get("end")
+        if first and last:
+            result["server_gc_frac"] = (last["seconds"] - first["seconds"]) / window
+            result["server_gc_collections"] = [
+                b - a for a, b in zip(first["collections"], last["collections"], strict=True)
+            ]
+            result["server_gc_full"] = result["server_gc_collections"][2]
     return result
 
 
@@ -640,6 +678,18 @@ def disturbed(run: dict[str, Any]) -> bool:
     return bool(run.get("other_cpu_frac", 0.0) > NOISE_LIMIT)
 
 
+_LOAD_KEYS = (
+    "rps",
+    "p50_us",
+    "p99_us",
+    "cpu_frac",
+    "server_cpu_frac",
+    "other_cpu_frac",
+    "server_gc_frac",
+    "server_gc_full",
+)
+
+
 def summarize(record: Record) -> dict[str, Any]:
     """Medians (and error totals) over the repeats of one scenario on one server.
 
@@ -664,8 +714,8 @@ def summarize(record: Record) -> dict[str, Any]:
             kinds[kind] = kinds.get(kind, 0) + count
     summary["error_kinds"] = {k: v for k, v in kinds.items() if v}
     keys = {
-        "tcp": ("rps", "p50_us", "p99_us", "cpu_frac", "server_cpu_frac", "other_cpu_frac"),
-        "rtu": ("rps", "p50_us", "p99_us", "cpu_frac", "server_cpu_frac", "other_cpu_frac"),
+        "tcp": _LOAD_KEYS,
+        "rtu": _LOAD_KEYS,
         "burst": ("elapsed_ms", "p50_ms", "p99_ms", "max_ms", "answered", "cpu_s"),
         "idle": ("rss_before_kib", "rss_after_kib", "per_conn_kib", "answered", "elapsed_ms"),
     }[record.scenario.kind]
@@ -705,6 +755,15 @@ def fmt_errors(summary: dict[str, Any] | None) -> str:
     if summary["failed_runs"]:
         text += f" ({summary['failed_runs']} failed)"
     return text
+
+
+def fmt_gc(summary: dict[str, Any] | None) -> str:
+    """A server's GC time share and full collections during the window, e.g. "0.4% (1)"."""
+    if summary is None or summary.get("server_gc_frac") is None:
+        return "–"
+    share = f"{summary['server_gc_frac']:.1%}"
+    full = summary.get("server_gc_full")
+    return share if full is None else f"{share} ({full:.0f})"
 
 
 def fmt_pct(frac: float | None) -> str:
@@ -800,24 +859,30 @@ def markdown(
             "the bottleneck; with one request in flight on few connections the round trip "
             "sets the pace instead. Other processes: everything else on the machine (a run "
             f"where it exceeds {NOISE_LIMIT:.0%} of a core is run again, up to "
-            f"{meta['attempts']} times in all, and the least disturbed attempt counts).",
+            f"{meta['attempts']} times in all, and the least disturbed attempt counts). "
+            "Server GC: the share of the window the server spent in CPython's cyclic garbage "
+            "collector, and its full collections (a full collection of a large heap pauses "
+            "every connection).",
             "",
             "| scenario | loadgen CPU "
             + order
             + " | server CPU "
             + order
+            + " | server GC (full collections) "
+            + order
             + " | other processes "
             + order
             + " |",
-            "|---|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|",
         ]
         for sc in tcp:
             gen = {s: fmt_pct(value(sc, s, "cpu_frac")) for s in servers if get(sc, s)}
             srv = {s: fmt_pct(value(sc, s, "server_cpu_frac")) for s in servers if get(sc, s)}
+            gcs = {s: fmt_gc(get(sc, s)) for s in servers if get(sc, s)}
             oth = {s: fmt_pct(value(sc, s, "other_cpu_frac")) for s in servers if get(sc, s)}
             lines.append(
                 f"| {sc.name} | {joined(servers, gen)} | {joined(servers, srv)} "
-                f"| {joined(servers, oth)} |"
+                f"| {joined(servers, gcs)} | {joined(servers, oth)} |"
             )
         lines.append("")
 

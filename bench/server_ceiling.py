@@ -15,7 +15,7 @@ import socket as stdlib_socket
 import struct
 
 import trio
-from bench_common import SIZE, announce, raise_nofile_limit, server_arguments, value
+from bench_common import SIZE, announce, raise_nofile_limit, server_arguments, value, watch_gc
 
 BACKLOG = 1024  # as trio_modbus's default
 REGISTERS = b"".join(struct.pack(">H", value(a)) for a in range(SIZE))
@@ -62,6 +62,7 @@ async def main() -> None:
     """Accept connections (draining the backlog on every wake-up) until killed."""
     args = server_arguments(__doc__ or "")
     raise_nofile_limit()
+    watch_gc()
     listener = stdlib_socket.socket()
     listener.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", args.port))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bench_common import announce, make_context, raise_nofile_limit, server_arguments
+from bench_common import announce, make_context, raise_nofile_limit, server_arguments, watch_gc
 from pymodbus import FramerType, datastore
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
@@ -17,6 +17,7 @@ async def main() -> None:
     """Serve until killed."""
     args = server_arguments(__doc__ or "")
     raise_nofile_limit()
+    watch_gc()
     context = make_context(datastore)
     if args.serial:
         server: ModbusTcpServer | ModbusSerialServer = ModbusSerialServer(

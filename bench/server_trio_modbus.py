@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 
 import trio
-from bench_common import announce, make_context, raise_nofile_limit, server_arguments
+from bench_common import announce, make_context, raise_nofile_limit, server_arguments, watch_gc
 
 from trio_modbus import FramerType, datastore, serve_serial, serve_tcp
 
@@ -19,6 +19,7 @@ async def main() -> None:
     """Serve until killed."""
     args = server_arguments(__doc__ or "")
     raise_nofile_limit()
+    watch_gc()
     context = make_context(datastore)
     if args.serial:
         async with serve_serial(
