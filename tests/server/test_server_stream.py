@@ -255,6 +255,45 @@ async def test_a_request_that_takes_longer_than_idle_timeout_is_not_cut_off(
     assert server.statistics.idle_timeouts == 1
 
 
+class _SlowSilentService:
+    """Unit 7: 25 s of work and no reply (as a broadcast would get); others: the datastore."""
+
+    def __init__(self, context: ModbusServerContext) -> None:
+        self.inner = DatastoreService(context)
+        self.custom_functions = self.inner.custom_functions
+        self.done = trio.Event()
+
+    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        if ctx.unit_id == 7:
+            await trio.sleep(25)
+            self.done.set()
+            return None
+        return await self.inner(request, ctx)
+
+
+async def test_idle_time_counts_from_the_end_of_work_that_sent_no_reply(
+    autojump_clock: object,
+) -> None:
+    # A request that takes longer than idle_timeout and gets no reply must not leave the
+    # connection looking idle since the request arrived: the next request, 5 s later, is
+    # answered, and the connection closes idle_timeout after that.
+    service = _SlowSilentService(make_context())
+    server = serve_tcp(service=service, idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            await client.send(adu(1, 7, read_holding(0, 1)))
+            await service.done.wait()
+            await trio.sleep(5)
+            assert await client.request(2, 1, read_holding(0, 1)) == registers_reply([0])
+            answered = trio.current_time()
+            assert await client.expect_closed() == b""
+            assert 10 <= trio.current_time() - answered < 10.1
+    assert server.statistics.idle_timeouts == 1
+
+
 async def test_no_idle_timeout_when_none(autojump_clock: object) -> None:
     server = serve_tcp(make_context(), idle_timeout=None)
     client_stream, server_stream = trio.testing.memory_stream_pair()

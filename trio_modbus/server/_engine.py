@@ -753,6 +753,10 @@ class BaseServer:
                             await self._send(stream, [reply], conn, lean, awaited, sent)
                     else:
                         await self._send(stream, out, conn, lean, awaited)
+                elif awaited and idle_timeout is not None:
+                    # Work with no reply (a broadcast, an ignored unit) may have taken a while:
+                    # the connection is idle from now, not from the receive.
+                    conn.last_time = current_time()
                 if error is not None:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
