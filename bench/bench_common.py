@@ -73,7 +73,9 @@ def watch_gc() -> None:
 
     With ``BENCH_GC_FILE`` in the environment, count the collections of each generation and
     the time they take; on SIGUSR1, write ``{"seq", "collections", "seconds"}`` to that file
-    (``seq`` grows by one per signal, so that the reader knows the answer is fresh). Without
+    (``seq`` grows by one per signal, so that the reader knows the answer is fresh; the
+    file is first written with ``seq`` 0 once the handler is in place, and the runner signals
+    only a server whose file exists: SIGUSR1 kills a process without a handler). Without
     it, do nothing. The runner asks at the start and the end of each measured window: a
     server whose turns leave objects behind makes the collector run all the time, which
     costs throughput and, with full collections of a large heap, latency.
@@ -92,12 +94,16 @@ def watch_gc() -> None:
             collections[info["generation"]] += 1
             spent[0] += time.perf_counter() - spent[1]
 
-    def on_signal(signum: int, frame: Any) -> None:
-        answers[0] += 1
+    def write() -> None:
         partial = f"{path}.tmp"
         with open(partial, "w") as out:
             json.dump({"seq": answers[0], "collections": collections, "seconds": spent[0]}, out)
         os.replace(partial, path)
 
+    def on_signal(signum: int, frame: Any) -> None:
+        answers[0] += 1
+        write()
+
     gc.callbacks.append(on_gc)
     signal.signal(signal.SIGUSR1, on_signal)
+    write()  # seq 0: the handler is in place, the runner may signal

@@ -166,6 +166,7 @@ class ServerProcess:
         self.log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 (closed in stop())
         self.gc_file = log_dir / f"{spec.name}-gc.json"  # see bench_common.watch_gc
         self.gc_file.unlink(missing_ok=True)
+        self.gc_asked = 0  # SIGUSR1s sent: the answer to the last one carries this seq
         self.proc = subprocess.Popen(
             pinned(SERVER_CPU, argv, pin),
             stdout=subprocess.PIPE,
@@ -205,27 +206,31 @@ class ServerProcess:
         except OSError:
             return 0
 
-    def gc_counts(self, limit: float = 1.0) -> dict[str, Any] | None:
-        """The server's garbage collections so far (``collections`` per generation, and
-        ``seconds`` spent in them), or None when it does not answer within ``limit``."""
+    def ask_gc(self) -> bool:
+        """Ask the server for its garbage collection counts (see ``bench_common.watch_gc``).
 
-        def read() -> dict[str, Any] | None:
-            try:
-                answer: dict[str, Any] = json.loads(self.gc_file.read_text())
-            except (OSError, ValueError):
-                return None
-            return answer
-
-        before = read()
-        seq = before["seq"] if before else 0
+        Only a server that has installed the handler (its file exists) is signalled: for any
+        other, SIGUSR1 would be fatal. The answer is read with :meth:`gc_answer`.
+        """
+        if not self.gc_file.exists():
+            return False
         try:
             os.kill(self.proc.pid, signal.SIGUSR1)
         except OSError:
-            return None
+            return False
+        self.gc_asked += 1
+        return True
+
+    def gc_answer(self, limit: float = 1.0) -> dict[str, Any] | None:
+        """The answer to the last :meth:`ask_gc` (``collections`` per generation, ``seconds``
+        spent in them), or None when it does not come within ``limit`` seconds."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            answer = read()
-            if answer and answer["seq"] > seq:
+            try:
+                answer: dict[str, Any] = json.loads(self.gc_file.read_text())
+            except (OSError, ValueError):
+                answer = {}
+            if answer.get("seq") == self.gc_asked:  # not an earlier, late answer
                 return answer
             time.sleep(0.002)
         return None
@@ -331,9 +336,13 @@ def run_loadgen(
         for raw in proc.stderr:
             line = raw.strip()
             if line in ("measure", "end"):
+                # Ask first: at "end" the generator is about to close its connections, and
+                # the server's work on that must not count in the window.
+                asked = server is not None and server.ask_gc()
                 marks[line] = process_cpu_times()
-                if server is not None:
-                    collections[line] = server.gc_counts()
+                if asked:
+                    assert server is not None
+                    collections[line] = server.gc_answer()
             elif line:
                 messages.append(line)
         out = proc.stdout.read() if proc.stdout else ""
@@ -765,7 +774,7 @@ def fmt_gc(summary: dict[str, Any] | None) -> str:
         return "–"
     share = f"{summary['server_gc_frac']:.1%}"
     full = summary.get("server_gc_full")
-    return share if full is None else f"{share} ({full:.0f})"
+    return share if full is None else f"{share} ({full:g})"
 
 
 def fmt_pct(frac: float | None) -> str:
@@ -959,7 +968,8 @@ def markdown(
     if targets:
         lines += ["## Targets", "", "| target | measured | holds |", "|---|---|:---:|"]
         for name, measured, ok in targets:
-            lines.append(f"| {name} | {measured} | {'yes' if ok else '**no**'} |")
+            holds = "–" if ok is None else "yes" if ok else "**no**"
+            lines.append(f"| {name} | {measured} | {holds} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -988,12 +998,14 @@ def rtu_theoretical_rps(baud: int) -> float:
 
 def evaluate_targets(
     summaries: dict[tuple[str, str], dict[str, Any]], scenarios: list[Scenario]
-) -> list[tuple[str, str, bool]]:
+) -> list[tuple[str, str, bool | None]]:
     """Each target of the issue: what was measured and whether it holds."""
-    out: list[tuple[str, str, bool]] = []
+    out: list[tuple[str, str, bool | None]] = []
     tcp = [s for s in scenarios if s.kind == "tcp"]
 
-    def ratio_target(title: str, group: list[Scenario], other: str, factor: float) -> None:
+    def ratio_target(
+        title: str, group: list[Scenario], other: str, factor: float, target: bool = True
+    ) -> None:
         ratios = []
         for sc in group:
             ours = summaries.get((sc.name, "trio_modbus"), {}).get("rps")
@@ -1009,7 +1021,7 @@ def evaluate_targets(
         )
         if failing:
             text += f"; below in {len(failing)}/{len(ratios)}: " + ", ".join(failing)
-        out.append((title, text, not failing))
+        out.append((title, text, not failing if target else None))
 
     ratio_target(
         f"throughput ≥ {TARGET_CEILING} × ceiling (every scenario the ceiling runs)",
@@ -1023,6 +1035,7 @@ def evaluate_targets(
         tcp,
         "lean",
         TARGET_CEILING,
+        target=False,
     )
     ratio_target(
         f"≥ {TARGET_UNPIPELINED} × pymodbus unpipelined (d1)",

@@ -61,7 +61,7 @@ async def handle(sock: stdlib_socket.socket) -> None:
                 try:
                     while True:
                         with contextlib.suppress(BlockingIOError):
-                            sent += sock.send(reply[sent:] if sent else reply)
+                            sent += sock.send(memoryview(reply)[sent:] if sent else reply)
                         if sent >= len(reply):
                             break
                         await wait_writable(sock)  # the send buffer is full: wait for room
