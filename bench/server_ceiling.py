@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import socket as stdlib_socket
 import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from bench_common import SIZE, announce, raise_nofile_limit, server_arguments, value, watch_gc
@@ -23,12 +25,30 @@ _HEADER = struct.Struct(">HHHBBB")  # transaction id, protocol, length, unit, fu
 _ADDRESS_COUNT = struct.Struct(">HH")
 
 
-async def handle(sock: trio.socket.SocketType) -> None:
-    """Answer every 0x03 frame on one connection until it closes."""
-    buffer = b""
+def answer(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The replies to every complete frame at the start of ``buffer`` (each taken as 0x03),
+    and the bytes left over (an incomplete frame)."""
     header = _HEADER.pack
     address_count = _ADDRESS_COUNT.unpack_from
     registers = REGISTERS
+    replies = []
+    pos, size = 0, len(buffer)
+    while size - pos >= 12:
+        end = pos + 6 + (buffer[pos + 4] << 8 | buffer[pos + 5])
+        if end > size:
+            break
+        address, count = address_count(buffer, pos + 8)
+        n = 2 * count
+        tid = buffer[pos] << 8 | buffer[pos + 1]
+        replies.append(header(tid, 0, n + 3, buffer[pos + 6], 3, n & 0xFF))
+        replies.append(registers[2 * address : 2 * address + n])
+        pos = end
+    return replies, buffer[pos:]
+
+
+async def handle(sock: trio.socket.SocketType) -> None:
+    """Answer every 0x03 frame on one connection until it closes."""
+    buffer = b""
     with sock:
         while True:
             try:
@@ -37,20 +57,7 @@ async def handle(sock: trio.socket.SocketType) -> None:
                 return
             if not data:
                 return
-            buffer = buffer + data if buffer else data
-            replies = []
-            pos, size = 0, len(buffer)
-            while size - pos >= 12:
-                end = pos + 6 + (buffer[pos + 4] << 8 | buffer[pos + 5])
-                if end > size:
-                    break
-                address, count = address_count(buffer, pos + 8)
-                n = 2 * count
-                tid = buffer[pos] << 8 | buffer[pos + 1]
-                replies.append(header(tid, 0, n + 3, buffer[pos + 6], 3, n & 0xFF))
-                replies.append(registers[2 * address : 2 * address + n])
-                pos = end
-            buffer = buffer[pos:]
+            replies, buffer = answer(buffer + data if buffer else data)
             if replies:
                 try:
                     await sock.send(b"".join(replies))  # small replies: one send is enough
@@ -58,9 +65,17 @@ async def handle(sock: trio.socket.SocketType) -> None:
                     return
 
 
-async def main() -> None:
-    """Accept connections (draining the backlog on every wake-up) until killed."""
-    args = server_arguments(__doc__ or "")
+async def serve(
+    description: str,
+    handler: Callable[[Any], Awaitable[None]],
+    adopt: Callable[[stdlib_socket.socket], Any],
+) -> None:
+    """Accept connections (draining the backlog on every wake-up) until killed.
+
+    Each accepted socket, with TCP_NODELAY set, goes through ``adopt`` (which makes it what
+    ``handler`` takes) to a task of its own running ``handler``.
+    """
+    args = server_arguments(description)
     raise_nofile_limit()
     watch_gc()
     listener = stdlib_socket.socket()
@@ -78,7 +93,12 @@ async def main() -> None:
                 except BlockingIOError:
                     break
                 conn.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
-                nursery.start_soon(handle, trio.socket.from_stdlib_socket(conn))
+                nursery.start_soon(handler, adopt(conn))
+
+
+async def main() -> None:
+    """Serve with Trio's socket API until killed."""
+    await serve(__doc__ or "", handle, trio.socket.from_stdlib_socket)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,13 @@ import contextlib
 import socket as stdlib_socket
 
 import trio
-from bench_common import announce, raise_nofile_limit, server_arguments, watch_gc
-from server_ceiling import _ADDRESS_COUNT, _HEADER, BACKLOG, REGISTERS
+from server_ceiling import answer, serve
 from trio.lowlevel import checkpoint, wait_readable, wait_writable
 
 
 async def handle(sock: stdlib_socket.socket) -> None:
     """Answer every 0x03 frame on one connection until it closes."""
     buffer = b""
-    header = _HEADER.pack
-    address_count = _ADDRESS_COUNT.unpack_from
-    registers = REGISTERS
     with sock:
         while True:
             await checkpoint()
@@ -41,20 +37,7 @@ async def handle(sock: stdlib_socket.socket) -> None:
                 return
             if not data:
                 return
-            buffer = buffer + data if buffer else data
-            replies = []
-            pos, size = 0, len(buffer)
-            while size - pos >= 12:
-                end = pos + 6 + (buffer[pos + 4] << 8 | buffer[pos + 5])
-                if end > size:
-                    break
-                address, count = address_count(buffer, pos + 8)
-                n = 2 * count
-                tid = buffer[pos] << 8 | buffer[pos + 1]
-                replies.append(header(tid, 0, n + 3, buffer[pos + 6], 3, n & 0xFF))
-                replies.append(registers[2 * address : 2 * address + n])
-                pos = end
-            buffer = buffer[pos:]
+            replies, buffer = answer(buffer + data if buffer else data)
             if replies:
                 reply = b"".join(replies)
                 sent = 0
@@ -69,28 +52,15 @@ async def handle(sock: stdlib_socket.socket) -> None:
                     return
 
 
+def adopt(conn: stdlib_socket.socket) -> stdlib_socket.socket:
+    """The accepted socket, non-blocking, as ``handle`` takes it."""
+    conn.setblocking(False)
+    return conn
+
+
 async def main() -> None:
-    """Accept connections (draining the backlog on every wake-up) until killed."""
-    args = server_arguments(__doc__ or "")
-    raise_nofile_limit()
-    watch_gc()
-    listener = stdlib_socket.socket()
-    listener.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", args.port))
-    listener.listen(BACKLOG)
-    listener.setblocking(False)
-    announce(f"PORT {listener.getsockname()[1]}")
-    async with trio.open_nursery() as nursery:
-        while True:
-            await wait_readable(listener)
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except BlockingIOError:
-                    break
-                conn.setblocking(False)
-                conn.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
-                nursery.start_soon(handle, conn)
+    """Serve with trio_modbus's socket handling until killed."""
+    await serve(__doc__ or "", handle, adopt)
 
 
 if __name__ == "__main__":
