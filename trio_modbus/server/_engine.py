@@ -695,7 +695,6 @@ class BaseServer:
                 error: ModbusProtocolError | None = None
                 out: list[bytes] = []
                 answered = 0  # replies in ``out`` (the lane may add two strings per reply)
-                awaited = False  # whether the general pipeline ran (it may take its time)
                 if lane is not None and framer.pending:
                     data = cast(MBAPFramer, framer).take_pending(data)
                 pos, size = 0, len(data)
@@ -717,7 +716,7 @@ class BaseServer:
                             diag.bus_message_count += count
                             framer.counters.frames += count
                         if answered >= max_in_flight:
-                            await self._send(stream, out, conn, lean, awaited)
+                            await self._send(stream, out, conn, lean)
                             out, answered = [], 0
                             continue
                         if pos >= size:
@@ -733,16 +732,19 @@ class BaseServer:
                         frames, error = list(getattr(exc, "frames", ())), exc
                     pos = end
                     before = len(out)
-                    awaited = True
                     await self._answer(frames, framer, contexts, peer, out, handler=handler)
+                    if idle_timeout is not None:
+                        # The pipeline may have taken a while (an async service): the
+                        # connection was busy until now, whether or not a reply follows.
+                        conn.last_time = current_time()
                     answered += len(out) - before
                     if error is not None:
                         break
                     if answered >= max_in_flight:
-                        await self._send(stream, out, conn, lean, awaited)
+                        await self._send(stream, out, conn, lean)
                         out, answered = [], 0
                 if out:
-                    if lean is not None and trace_packet is None and not awaited:
+                    if lean is not None and trace_packet is None:
                         # Inline of _send's common case: the socket takes it all at once.
                         reply = b"".join(out)
                         try:
@@ -750,13 +752,9 @@ class BaseServer:
                         except OSError:
                             sent = len(reply)  # the peer went away: the next receive ends it
                         if sent < len(reply) or debug:
-                            await self._send(stream, [reply], conn, lean, awaited, sent)
+                            await self._send(stream, [reply], conn, lean, sent)
                     else:
-                        await self._send(stream, out, conn, lean, awaited)
-                elif awaited and idle_timeout is not None:
-                    # Work with no reply (a broadcast, an ignored unit) may have taken a while:
-                    # the connection is idle from now, not from the receive.
-                    conn.last_time = current_time()
+                        await self._send(stream, out, conn, lean)
                 if error is not None:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
@@ -789,21 +787,14 @@ class BaseServer:
         out: list[bytes],
         conn: _Connection,
         lean: SocketStream | None,
-        awaited: bool,
         sent: int = 0,
     ) -> None:
-        """Send the answers in ``out``, of which the first ``sent`` bytes have gone already.
-
-        ``awaited`` says that the general pipeline ran since the receive: it may have taken a
-        while (an async custom function), so the send is timed from now, not from the receive.
-        """
+        """Send the answers in ``out``, of which the first ``sent`` bytes have gone already."""
         data = b"".join(out) if len(out) > 1 else out[0]
         if self.trace_packet is not None:
             data = _traced(self.trace_packet, True, data)
         if wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s send %s", conn.peer, data.hex(" "))
-        if awaited:
-            conn.last_time = trio.current_time()
         if lean is not None and not sent:
             try:
                 sent = lean.send_nowait(data)
