@@ -107,3 +107,13 @@ def watch_gc() -> None:
     gc.callbacks.append(on_gc)
     signal.signal(signal.SIGUSR1, on_signal)
     write()  # seq 0: the handler is in place, the runner may signal
+
+
+def start_server(description: str) -> argparse.Namespace:
+    """What every benchmark server does first: parse its command line (see
+    :func:`server_arguments`), raise its open-file limit, and report its garbage collections
+    (see :func:`watch_gc`)."""
+    args = server_arguments(description)
+    raise_nofile_limit()
+    watch_gc()
+    return args

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from bench_common import SIZE, announce, raise_nofile_limit, server_arguments, value, watch_gc
+from bench_common import SIZE, announce, start_server, value
 
 BACKLOG = 1024  # as trio_modbus's default
 REGISTERS = b"".join(struct.pack(">H", value(a)) for a in range(SIZE))
@@ -75,9 +75,7 @@ async def serve(
     Each accepted socket, with TCP_NODELAY set, goes through ``adopt`` (which makes it what
     ``handler`` takes) to a task of its own running ``handler``.
     """
-    args = server_arguments(description)
-    raise_nofile_limit()
-    watch_gc()
+    args = start_server(description)
     listener = stdlib_socket.socket()
     listener.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", args.port))

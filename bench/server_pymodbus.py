@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bench_common import announce, make_context, raise_nofile_limit, server_arguments, watch_gc
+from bench_common import announce, make_context, start_server
 from pymodbus import FramerType, datastore
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 
 async def main() -> None:
     """Serve until killed."""
-    args = server_arguments(__doc__ or "")
-    raise_nofile_limit()
-    watch_gc()
+    args = start_server(__doc__ or "")
     context = make_context(datastore)
     if args.serial:
         server: ModbusTcpServer | ModbusSerialServer = ModbusSerialServer(

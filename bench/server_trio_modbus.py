@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 
 import trio
-from bench_common import announce, make_context, raise_nofile_limit, server_arguments, watch_gc
+from bench_common import announce, make_context, start_server
 
 from trio_modbus import FramerType, datastore, serve_serial, serve_tcp
 
@@ -17,9 +17,7 @@ MAX_CONNECTIONS = 11_000  # above the 10 000 idle connections of the memory scen
 
 async def main() -> None:
     """Serve until killed."""
-    args = server_arguments(__doc__ or "")
-    raise_nofile_limit()
-    watch_gc()
+    args = start_server(__doc__ or "")
     context = make_context(datastore)
     if args.serial:
         async with serve_serial(
