@@ -30,6 +30,7 @@ import pymodbus
 import pytest
 import trio
 import trio.testing
+from _crc import reference_crc
 from _pty import SocatPair
 from pymodbus.client import (
     AsyncModbusTcpClient,
@@ -125,19 +126,9 @@ def registers_reply(values: list[int]) -> bytes:
     return struct.pack(f">BB{len(values)}H", 0x03, 2 * len(values), *values)
 
 
-def crc16(data: bytes) -> bytes:
-    """The Modbus RTU CRC of ``data``, low byte first."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc.to_bytes(2, "little")
-
-
 def rtu(unit: int, pdu: bytes) -> bytes:
     body = bytes((unit,)) + pdu
-    return body + crc16(body)
+    return body + reference_crc(body).to_bytes(2, "little")
 
 
 class RawClient:
