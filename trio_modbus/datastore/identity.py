@@ -3,6 +3,10 @@
 ``ModbusDeviceIdentification`` keeps pymodbus's API (the seven named properties, item access by
 object id, ``update``, ``summary``, iteration) but stores its objects in the instance: two
 identities never share state (pymodbus keeps them in a class-level dict).
+
+As in pymodbus, a value reads back exactly as it was set: a str stays a str, bytes stay bytes,
+and an object that was never set reads ``""``. The values become bytes (a str encoded as UTF-8)
+only on the way to the wire, through ``objects`` and ``get_object``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ _BASIC = range(0x00, 0x03)
 _REGULAR_LAST = 0x06
 _PRIVATE_FIRST = 0x80
 _CATEGORY_LAST = {1: 0x02, 2: 0x7F, 3: 0xFF}  # read device id code → last object id
+_UNSET = ""  # what an object that was never set reads (pymodbus's default)
 
 
 def _check_object_id(object_id: Any) -> int:
@@ -50,19 +55,38 @@ def _check_object_id(object_id: Any) -> int:
     return object_id
 
 
-def _as_bytes(object_id: int, value: Any) -> bytes:
-    """Return ``value`` (str → UTF-8, bytes-like) as bytes, checking its length."""
+def _wire_bytes(value: str | bytes) -> bytes:
+    """Return ``value`` as it goes on the wire: a str as UTF-8, bytes unchanged.
+
+    The one place where an identification value becomes bytes.
+    """
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _check_value(object_id: int, value: Any) -> str | bytes:
+    """Return ``value`` as it is stored (a str, or bytes-like as bytes), checking it.
+
+    Raises:
+        ConfigurationError: The UTF-8 form is longer than 244 bytes, or the str cannot be
+            encoded as UTF-8 (a lone surrogate).
+        TypeError: ``value`` is neither str nor bytes-like.
+    """
+    stored: str | bytes
     if isinstance(value, str):
-        data = value.encode("utf-8")
+        stored = value
     elif isinstance(value, bytes | bytearray | memoryview):
-        data = bytes(value)
+        stored = bytes(value)
     else:
         raise TypeError(f"object {object_id:#04x}: value must be str or bytes, not {value!r}")
-    if len(data) > MAX_OBJECT_LENGTH:
+    try:
+        size = len(_wire_bytes(stored))
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(f"object {object_id:#04x}: {exc}") from None
+    if size > MAX_OBJECT_LENGTH:
         raise ConfigurationError(
-            f"object {object_id:#04x}: {len(data)} bytes, longer than {MAX_OBJECT_LENGTH}"
+            f"object {object_id:#04x}: {size} bytes, longer than {MAX_OBJECT_LENGTH}"
         )
-    return data
+    return stored
 
 
 class ModbusDeviceIdentification:
@@ -70,8 +94,10 @@ class ModbusDeviceIdentification:
 
     Objects 0x00-0x02 are the basic category (mandatory; served even when empty), 0x03-0x06
     the regular category and 0x80-0xFF the extended (private) one; 0x07-0x7F are reserved and
-    refused. Values are stored as bytes: a str is encoded as UTF-8. An empty value counts as
-    absent (except for the basic objects).
+    refused. A value reads back as it was set (a str as that str, bytes as those bytes; an
+    object never set reads ``""``, as in pymodbus). On the wire (``objects``, ``get_object``)
+    every value is bytes: a str is encoded as UTF-8. An empty value counts as absent there
+    (except for the basic objects, served as ``b""``).
 
     Args:
         info: Objects by id, ``{0x00: "vendor", 0x80: b"private"}``.
@@ -79,12 +105,18 @@ class ModbusDeviceIdentification:
 
     Raises:
         ConfigurationError: A reserved object id, an unknown name or a value longer than 244
-            bytes.
+            bytes once encoded.
         TypeError: A value that is neither str nor bytes.
 
     Example:
         >>> identity = ModbusDeviceIdentification(info_name={"VendorName": "Acme"})
         >>> identity.ProductCode = "AC-1"
+        >>> identity.VendorName
+        'Acme'
+        >>> f"{identity.VendorName} {identity.ProductCode}"
+        'Acme AC-1'
+        >>> identity.MajorMinorRevision
+        ''
         >>> identity.objects(1)
         {0: b'Acme', 1: b'AC-1', 2: b''}
     """
@@ -92,63 +124,63 @@ class ModbusDeviceIdentification:
     __slots__ = ("_objects",)
 
     @property
-    def VendorName(self) -> bytes:
-        """Object 0x00, VendorName (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x00, b"")
+    def VendorName(self) -> str | bytes:
+        """Object 0x00, VendorName: the value as set (``""`` when not set)."""
+        return self._objects.get(0x00, _UNSET)
 
     @VendorName.setter
     def VendorName(self, value: str | bytes) -> None:
         self[0x00] = value
 
     @property
-    def ProductCode(self) -> bytes:
-        """Object 0x01, ProductCode (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x01, b"")
+    def ProductCode(self) -> str | bytes:
+        """Object 0x01, ProductCode: the value as set (``""`` when not set)."""
+        return self._objects.get(0x01, _UNSET)
 
     @ProductCode.setter
     def ProductCode(self, value: str | bytes) -> None:
         self[0x01] = value
 
     @property
-    def MajorMinorRevision(self) -> bytes:
-        """Object 0x02, MajorMinorRevision (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x02, b"")
+    def MajorMinorRevision(self) -> str | bytes:
+        """Object 0x02, MajorMinorRevision: the value as set (``""`` when not set)."""
+        return self._objects.get(0x02, _UNSET)
 
     @MajorMinorRevision.setter
     def MajorMinorRevision(self, value: str | bytes) -> None:
         self[0x02] = value
 
     @property
-    def VendorUrl(self) -> bytes:
-        """Object 0x03, VendorUrl (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x03, b"")
+    def VendorUrl(self) -> str | bytes:
+        """Object 0x03, VendorUrl: the value as set (``""`` when not set)."""
+        return self._objects.get(0x03, _UNSET)
 
     @VendorUrl.setter
     def VendorUrl(self, value: str | bytes) -> None:
         self[0x03] = value
 
     @property
-    def ProductName(self) -> bytes:
-        """Object 0x04, ProductName (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x04, b"")
+    def ProductName(self) -> str | bytes:
+        """Object 0x04, ProductName: the value as set (``""`` when not set)."""
+        return self._objects.get(0x04, _UNSET)
 
     @ProductName.setter
     def ProductName(self, value: str | bytes) -> None:
         self[0x04] = value
 
     @property
-    def ModelName(self) -> bytes:
-        """Object 0x05, ModelName (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x05, b"")
+    def ModelName(self) -> str | bytes:
+        """Object 0x05, ModelName: the value as set (``""`` when not set)."""
+        return self._objects.get(0x05, _UNSET)
 
     @ModelName.setter
     def ModelName(self, value: str | bytes) -> None:
         self[0x05] = value
 
     @property
-    def UserApplicationName(self) -> bytes:
-        """Object 0x06, UserApplicationName (``b""`` when not set; assign str or bytes)."""
-        return self._objects.get(0x06, b"")
+    def UserApplicationName(self) -> str | bytes:
+        """Object 0x06, UserApplicationName: the value as set (``""`` when not set)."""
+        return self._objects.get(0x06, _UNSET)
 
     @UserApplicationName.setter
     def UserApplicationName(self, value: str | bytes) -> None:
@@ -159,7 +191,7 @@ class ModbusDeviceIdentification:
         info: Mapping[int, str | bytes] | None = None,
         info_name: Mapping[str, str | bytes] | None = None,
     ) -> None:
-        self._objects: dict[int, bytes] = {}
+        self._objects: dict[int, str | bytes] = {}
         if info_name is not None:
             for name, value in info_name.items():
                 if name not in OBJECT_NAMES:
@@ -168,41 +200,45 @@ class ModbusDeviceIdentification:
         if info is not None:
             self.update(info)
 
-    def __getitem__(self, object_id: int) -> bytes:
-        """Return the value of ``object_id`` (``b""`` when not set).
+    def __getitem__(self, object_id: int) -> str | bytes:
+        """Return the value of ``object_id`` as it was set (``""`` when not set).
 
         Raises:
             ConfigurationError: ``object_id`` is reserved or out of range.
         """
-        return self._objects.get(_check_object_id(object_id), b"")
+        return self._objects.get(_check_object_id(object_id), _UNSET)
 
     def __setitem__(self, object_id: int, value: str | bytes) -> None:
-        """Set the value of ``object_id`` (str is encoded as UTF-8; ``""`` removes it).
+        """Set the value of ``object_id``; it reads back as given (bytes-like as bytes).
+
+        An empty value (``""`` or ``b""``) makes the object absent on the wire.
 
         Raises:
-            ConfigurationError: Reserved id, or a value longer than 244 bytes.
+            ConfigurationError: Reserved id, or a value longer than 244 bytes once encoded.
             TypeError: A value that is neither str nor bytes.
         """
         object_id = _check_object_id(object_id)
-        data = _as_bytes(object_id, value)
-        if data:
-            self._objects[object_id] = data
-        else:
-            self._objects.pop(object_id, None)
+        self._objects[object_id] = _check_value(object_id, value)
 
     def __delitem__(self, object_id: int) -> None:
         """Remove ``object_id`` (no error when it is not set)."""
         self._objects.pop(_check_object_id(object_id), None)
 
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        """Iterate over ``(object_id, value)`` pairs in id order (basic objects always)."""
-        return iter(self.objects(3).items())
+    def __iter__(self) -> Iterator[tuple[int, str | bytes]]:
+        """Iterate over ``(object_id, value)`` pairs in id order, values as set.
+
+        The basic objects always come (``""`` when not set), the others when not empty.
+        """
+        objects = self._objects
+        pairs = [(object_id, objects.get(object_id, _UNSET)) for object_id in _BASIC]
+        pairs += [(oid, objects[oid]) for oid in sorted(objects) if oid > 0x02 and objects[oid]]
+        return iter(pairs)
 
     def __str__(self) -> str:
         return "DeviceIdentity"
 
     def __repr__(self) -> str:
-        return f"ModbusDeviceIdentification({self.objects(3)!r})"
+        return f"ModbusDeviceIdentification({dict(self)!r})"
 
     def update(
         self,
@@ -212,8 +248,8 @@ class ModbusDeviceIdentification:
     ) -> None:
         """Set several objects from another identity, a mapping or ``(id, value)`` pairs.
 
-        From another identity only its set objects are copied; from a mapping or pairs an
-        empty value removes the object.
+        From another identity only its non-empty objects are copied; from a mapping or pairs
+        every value is set as given (an empty one makes the object absent on the wire).
 
         Args:
             value: Where to copy the objects from.
@@ -223,7 +259,7 @@ class ModbusDeviceIdentification:
         """
         items: Iterable[tuple[int, str | bytes]]
         if isinstance(value, ModbusDeviceIdentification):
-            items = list(value._objects.items())
+            items = [(oid, data) for oid, data in value._objects.items() if data]
         elif isinstance(value, Mapping):
             items = value.items()
         else:
@@ -231,39 +267,43 @@ class ModbusDeviceIdentification:
         for object_id, data in items:
             self[object_id] = data
 
-    def summary(self) -> dict[str, bytes]:
-        """Return the seven named objects by name.
+    def summary(self) -> dict[str, str | bytes]:
+        """Return the seven named objects by name, values as set.
 
         Returns:
-            ``{"VendorName": b"...", ...}`` in object id order.
+            ``{"VendorName": "...", ...}`` in object id order, ``""`` for an object not set.
         """
         objects = self._objects
-        return {name: objects.get(index, b"") for index, name in enumerate(OBJECT_NAMES)}
+        return {name: objects.get(index, _UNSET) for index, name in enumerate(OBJECT_NAMES)}
 
     def get_object(self, object_id: int) -> bytes | None:
-        """Return one object for individual access (read device id code 04).
+        """Return one object encoded for the wire (individual access, read device id code 04).
 
         Args:
             object_id: Any object id.
 
         Returns:
-            The value; ``b""`` for an unset basic object; None when the object does not exist
-            (the executor then answers ILLEGAL DATA ADDRESS).
+            The value as bytes (a str encoded as UTF-8); ``b""`` for an unset or empty basic
+            object; None when the object does not exist or is empty (the executor then answers
+            ILLEGAL DATA ADDRESS).
         """
         value = self._objects.get(object_id)
-        if value is None and object_id in _BASIC:
-            return b""
-        return value
+        if value:
+            return _wire_bytes(value)
+        return b"" if object_id in _BASIC else None
 
     def objects(self, read_code: int) -> dict[int, bytes]:
-        """Return the objects of a stream access category, sorted by id.
+        """Return the objects of a stream access category encoded for the wire, sorted by id.
+
+        This is what the server sends for 0x2B/0x0E and builds 0x11's server id from: every
+        value is bytes, a str encoded as UTF-8.
 
         Args:
             read_code: 1 basic (0x00-0x02), 2 regular (0x00-0x7F), 3 extended (0x00-0xFF).
 
         Returns:
-            The basic objects (always, ``b""`` when unset) and the set objects of the
-            category.
+            The basic objects (always, ``b""`` when unset or empty) and the non-empty objects
+            of the category.
 
         Raises:
             ConfigurationError: ``read_code`` is not 1, 2 or 3.
@@ -272,21 +312,23 @@ class ModbusDeviceIdentification:
         if last is None:
             raise ConfigurationError(f"read device id code {read_code!r} is not 1, 2 or 3")
         objects = self._objects
-        result = {object_id: objects.get(object_id, b"") for object_id in _BASIC}
+        result = {oid: _wire_bytes(objects.get(oid, b"")) for oid in _BASIC}
         for object_id in sorted(objects):
-            if 0x02 < object_id <= last:
-                result[object_id] = objects[object_id]
+            value = objects[object_id]
+            if 0x02 < object_id <= last and value:
+                result[object_id] = _wire_bytes(value)
         return result
 
     @property
     def conformity_level(self) -> int:
         """The conformity level byte: 0x81, 0x82 or 0x83 (individual access supported).
 
-        0x83 when a private object is set, 0x82 when a regular one is, 0x81 otherwise.
+        0x83 when a private object is set (not empty), 0x82 when a regular one is, 0x81
+        otherwise.
         """
-        objects = self._objects
-        if any(object_id >= _PRIVATE_FIRST for object_id in objects):
+        present = [object_id for object_id, value in self._objects.items() if value]
+        if any(object_id >= _PRIVATE_FIRST for object_id in present):
             return 0x83
-        if any(object_id > 0x02 for object_id in objects):
+        if any(object_id > 0x02 for object_id in present):
             return 0x82
         return 0x81
