@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from trio_modbus.framing import DEFAULT_ASCII_DELIMITER, ASCIIFramer, Frame
+from trio_modbus.framing import (
+    DEFAULT_ASCII_DELIMITER,
+    MAX_FRAMED_ASCII,
+    MAX_FRAMED_PDU,
+    ASCIIFramer,
+    Frame,
+    lrc,
+)
 
 from ._helpers import feed_bytewise, hexbytes
 
@@ -189,11 +196,25 @@ def test_largest_frame_is_513_characters() -> None:
     assert framer.counters.overruns == 0
 
 
+@pytest.mark.parametrize("size", [254, 255, MAX_FRAMED_PDU])
+def test_a_pdu_a_little_past_the_limit_is_delivered(size: int) -> None:
+    # So that the codec answers it with 03: 0x10 with 124 registers is a 254-byte PDU.
+    framer = ASCIIFramer()
+    pdu = hexbytes("10 0000 007C F8") + bytes(size - 6)
+    raw = b"\x01" + pdu
+    line = b":" + (raw + bytes((lrc(raw),))).hex().upper().encode() + b"\r\n"
+    assert len(line) <= MAX_FRAMED_ASCII
+    assert framer.feed(line) == [Frame(1, pdu)]
+    assert feed_bytewise(framer, line) == [Frame(1, pdu)]
+    assert framer.counters.overruns == 0
+
+
 def test_over_long_line_is_an_overrun() -> None:
-    # 512 hex digits (256 bytes: address + 254-byte PDU + LRC) make a 515-character line.
-    raw = bytes(255) + b"\x00"
+    # 526 hex digits (263 bytes: address + 261-byte PDU + LRC) make a 529-character line: one
+    # byte past the largest PDU a framer delivers.
+    raw = bytes(MAX_FRAMED_PDU + 2) + b"\x00"
     line = b":" + raw.hex().encode() + b"\r\n"
-    assert len(line) == 515
+    assert len(line) == MAX_FRAMED_ASCII + 2
     for way in ("whole", "bytewise", "chunks"):
         framer = ASCIIFramer()
         stream = line + GOOD
@@ -216,7 +237,7 @@ def test_endless_line_stays_bounded() -> None:
     framer.feed(b":")
     for _ in range(100):
         framer.feed(b"0" * 1000)
-        assert framer.pending <= 512
+        assert framer.pending < MAX_FRAMED_ASCII
     assert framer.counters.overruns == 1  # one over-long line; the rest waits for a ':'
     assert framer.counters.dropped_bytes == 100_001
     assert framer.feed(GOOD) == [GOOD_FRAME]
@@ -248,13 +269,13 @@ def test_random_bytes_never_crash_and_stay_bounded(seed: int) -> None:
     for data in (rng.randbytes(10_000), bytes(rng.choices(alphabet, k=10_000))):
         framer = ASCIIFramer()
         framer.feed(data)
-        assert framer.pending <= 512
+        assert framer.pending < MAX_FRAMED_ASCII
         framer = ASCIIFramer()
         pos = 0
         while pos < len(data):
             step = rng.randint(1, 40)
             framer.feed(data[pos : pos + step])
             pos += step
-            assert framer.pending <= 512
+            assert framer.pending < MAX_FRAMED_ASCII
         c = framer.counters
         assert c.dropped_bytes + framer.pending <= len(data)

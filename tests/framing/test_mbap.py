@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
 from trio_modbus._errors import ModbusProtocolError
-from trio_modbus.framing import Frame, FramingError, MBAPFramer
+from trio_modbus.framing import MAX_FRAMED_PDU, Frame, FramingError, MBAPFramer
 
 from ._helpers import TRAILING, feed_bytewise, hexbytes
 
@@ -120,7 +121,7 @@ def test_trailing_constant_is_a_partial_header() -> None:
         ("0001 FFFF 0006 11 03 006B 0003", "protocol id is 0xffff"),
         ("0001 0000 0000 11", "length field is 0"),
         ("0001 0000 0001 11", "length field is 1"),
-        ("0001 0000 00FF 11 03", "length field is 255"),
+        ("0001 0000 0106 11 03", "length field is 262"),
         ("0001 0000 FFFF 11 03", "length field is 65535"),
     ],
 )
@@ -142,8 +143,20 @@ def test_bad_protocol_id_detected_from_four_bytes() -> None:
 def test_bad_length_detected_from_six_bytes() -> None:
     framer = MBAPFramer()
     assert framer.feed(hexbytes("0001 0000 01")) == []
-    with pytest.raises(FramingError, match="length field is 256"):
-        framer.feed(b"\x00")  # never waits for 256 bytes that cannot be a frame
+    with pytest.raises(FramingError, match="length field is 262"):
+        framer.feed(b"\x06")  # never waits for 262 bytes that cannot be a frame
+
+
+@pytest.mark.parametrize("length", [255, 256, MAX_FRAMED_PDU + 1])
+def test_length_a_little_past_254_is_delivered(length: int) -> None:
+    # A request one step past a limit (0x10 with 124 registers: MBAP length 255) is a frame;
+    # the codec answers it with exception 03. Only longer lengths mean "not Modbus".
+    framer = MBAPFramer()
+    pdu = bytes((0x10,)) + bytes(length - 2)
+    wire = struct.pack(">HHHB", 9, 0, length, 1) + pdu
+    assert feed_bytewise(framer, wire) == [Frame(1, pdu, 9)]
+    assert framer.feed(wire + wire) == [Frame(1, pdu, 9)] * 2
+    assert not framer.failed
 
 
 def test_length_254_waits_for_the_whole_frame() -> None:

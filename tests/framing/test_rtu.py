@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from trio_modbus.framing import Frame, RTUFramer, RtuSizeRule
+from trio_modbus.framing import MAX_FRAMED_RTU_ADU, Frame, RTUFramer, RtuSizeRule, crc16_bytes
 
 from ._helpers import TRAILING, feed_bytewise, hexbytes
 
@@ -274,6 +274,94 @@ def test_fc08_return_query_data_of_any_length() -> None:
     assert framer.counters.comm_errors == 0
 
 
+def _echo_with_an_inner_crc_match(seed: int) -> bytes:
+    """An 08/0000 echo frame whose data holds an accidental CRC match (a shorter "frame")."""
+    rng = random.Random(seed)
+    while True:
+        wire = RTUFramer().build(0x11, hexbytes("08 0000") + rng.randbytes(rng.randint(20, 240)))
+        crc = 0xFFFF
+        for length, byte in enumerate(wire[:-2], 1):
+            crc = _crc_step(crc, byte)
+            if not crc and length >= 6:
+                return wire
+
+
+def _crc_step(crc: int, byte: int) -> int:
+    crc ^= byte
+    for _ in range(8):
+        crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_echo_ends_at_the_end_of_the_bytes_received_not_at_an_inner_crc_match(seed: int) -> None:
+    # RTU over TCP: no silence, but a client sends its frame in one piece.
+    wire = _echo_with_an_inner_crc_match(seed)
+    framer = RTUFramer()
+    assert framer.feed(wire) == [_frame_of(wire)]
+    assert framer.counters.comm_errors == 0
+    # Followed by another request in the same chunk, only the CRC can tell: the first match.
+    echo = framer.build(0x11, hexbytes("08 0000 0102 0304"))
+    assert framer.feed(echo + REQUEST_0x11_03) == [_frame_of(echo), FRAME_0x11_03]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_on_a_serial_line_the_silence_ends_an_echo(seed: int) -> None:
+    wire = _echo_with_an_inner_crc_match(seed)
+    framer = RTUFramer(silence_delimits=True)
+    for way in ("whole", "bytewise", "halves"):
+        if way == "whole":
+            got = framer.feed(wire)
+        elif way == "bytewise":
+            got = feed_bytewise(framer, wire, single=False)
+        else:
+            got = framer.feed(wire[: len(wire) // 2]) + framer.feed(wire[len(wire) // 2 :])
+        assert got == [], way  # no length rule: the frame is complete only at the silence
+        assert framer.receive_silence() == [_frame_of(wire)], way
+    assert framer.counters.comm_errors == 0
+    assert framer.counters.frames == 3
+    # Frames with a length rule do not wait for the silence.
+    assert framer.feed(REQUEST_0x11_03) == [FRAME_0x11_03]
+
+
+def test_on_a_serial_line_bytes_after_an_echo_without_silence_still_part_by_crc() -> None:
+    framer = RTUFramer(silence_delimits=True)
+    echo = framer.build(0x11, hexbytes("08 0000 0102 0304"))
+    assert framer.feed(echo + REQUEST_0x11_03) == []
+    assert framer.receive_silence() == [_frame_of(echo), FRAME_0x11_03]
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        pytest.param(hexbytes("10 0000 007C F8") + bytes(248), id="fc10-124-registers"),
+        pytest.param(hexbytes("17 0000 0001 0000 007A F4") + bytes(244), id="fc17-writing-122"),
+        pytest.param(hexbytes("08 0000") + bytes(257), id="fc08-echo-260"),
+    ],
+)
+@pytest.mark.parametrize("silence_delimits", [False, True])
+def test_a_pdu_a_little_past_the_limit_is_delivered(pdu: bytes, silence_delimits: bool) -> None:
+    # The codec answers it with exception 03 (MB 6.12: quantity 1..123).
+    framer = RTUFramer(silence_delimits=silence_delimits)
+    adu = bytes((1,)) + pdu
+    adu += crc16_bytes(adu)
+    assert len(adu) <= MAX_FRAMED_RTU_ADU
+    got = feed_bytewise(framer, adu, single=False) + framer.receive_silence()
+    assert got == [Frame(1, pdu)]
+    assert framer.counters.comm_errors == framer.counters.overruns == 0
+
+
+def test_a_byte_count_past_the_framed_limit_is_not_a_frame() -> None:
+    # 0x10 with byte count 255: a 264-byte ADU, one past what any framer takes.
+    framer = RTUFramer()
+    adu = hexbytes("01 10 0000 007F FF") + bytes(255)
+    adu += crc16_bytes(adu)
+    assert framer.feed(adu) == []
+    assert framer.counters.comm_errors == 1
+    assert framer.pending < MAX_FRAMED_RTU_ADU
+    assert framer.feed(REQUEST_0x11_03) == [FRAME_0x11_03]
+
+
 def test_fc2b_other_mei_type_found_by_crc() -> None:
     framer = RTUFramer()
     pdu = hexbytes("2B 0D 01020304")  # CANopen general reference: no length rule
@@ -369,10 +457,10 @@ def test_reset_forgets_the_buffer() -> None:
 
 
 def _has_crc_match(data: bytes) -> bool:
-    """Whether any slice of 4..256 bytes of ``data`` ends with its own CRC (bit by bit)."""
+    """Whether any slice of 4..263 bytes of ``data`` ends with its own CRC (bit by bit)."""
     for start in range(len(data)):
         crc = 0xFFFF
-        for length, byte in enumerate(data[start : start + 256], 1):
+        for length, byte in enumerate(data[start : start + MAX_FRAMED_RTU_ADU], 1):
             crc ^= byte
             for _ in range(8):
                 crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
@@ -381,19 +469,19 @@ def _has_crc_match(data: bytes) -> bool:
     return False
 
 
-def test_overrun_when_256_bytes_hold_no_frame_end() -> None:
+def test_overrun_when_263_bytes_hold_no_frame_end() -> None:
     rng = random.Random(7)
     while True:
         noise = b"\x01\x41" + rng.randbytes(298)  # unknown function code: found by CRC only
         if not _has_crc_match(noise):
             break
     framer = RTUFramer()
-    assert framer.feed(noise[:255]) == []
-    assert framer.pending == 255  # still waiting for a CRC match
-    assert framer.feed(noise[255:]) == []
+    assert framer.feed(noise[:262]) == []
+    assert framer.pending == 262  # still waiting for a CRC match
+    assert framer.feed(noise[262:]) == []
     assert framer.counters.overruns == 1
     assert framer.counters.comm_errors == 0
-    assert framer.pending < 256
+    assert framer.pending < MAX_FRAMED_RTU_ADU
     assert framer.receive_silence() == []
     assert framer.counters.dropped_bytes == len(noise)
     assert framer.counters.overruns == 1
@@ -406,14 +494,14 @@ def test_random_bytes_never_crash_and_stay_bounded(seed: int) -> None:
     data = rng.randbytes(10_000)
     framer = RTUFramer()
     framer.feed(data)
-    assert framer.pending < 256
+    assert framer.pending < MAX_FRAMED_RTU_ADU
     pos = 0
     framer = RTUFramer()
     while pos < len(data):
         step = rng.randint(1, 40)
         framer.feed(data[pos : pos + step])
         pos += step
-        assert framer.pending < 256
+        assert framer.pending < MAX_FRAMED_RTU_ADU
         if rng.random() < 0.05:
             framer.receive_silence()
             assert framer.pending == 0

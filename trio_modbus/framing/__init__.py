@@ -10,6 +10,9 @@ from __future__ import annotations
 from trio_modbus.framing.ascii import DEFAULT_ASCII_DELIMITER, ASCIIFramer
 from trio_modbus.framing.base import (
     MAX_ASCII_FRAME,
+    MAX_FRAMED_ASCII,
+    MAX_FRAMED_PDU,
+    MAX_FRAMED_RTU_ADU,
     MAX_PDU_SIZE,
     MAX_RTU_ADU,
     MAX_TCP_ADU,
@@ -26,6 +29,9 @@ from trio_modbus.framing.rtu import RTU_FAST_T15, RTU_FAST_T35, RTUFramer, RtuSi
 __all__ = [
     "DEFAULT_ASCII_DELIMITER",
     "MAX_ASCII_FRAME",
+    "MAX_FRAMED_ASCII",
+    "MAX_FRAMED_PDU",
+    "MAX_FRAMED_RTU_ADU",
     "MAX_PDU_SIZE",
     "MAX_RTU_ADU",
     "MAX_TCP_ADU",

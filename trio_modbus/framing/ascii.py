@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import binascii
 
-from trio_modbus.framing.base import MAX_ASCII_FRAME, Frame, FramerCounters
+from trio_modbus.framing.base import MAX_FRAMED_ASCII, Frame, FramerCounters
 from trio_modbus.framing.base import check_build_args as _check_build_args
 from trio_modbus.framing.crc import lrc
 
@@ -34,8 +34,12 @@ class ASCIIFramer:
       function code, LRC) or a bad LRC: one ``comm_errors``, its characters in ``dropped_bytes``;
     * a ``:`` inside a frame restarts the frame: the unfinished part counts one ``comm_errors``
       and its characters go to ``dropped_bytes``;
-    * more than 513 characters without an end: one ``overruns``; the characters are dropped and
-      the framer waits for the next ``:``. The buffer never holds more than 512 characters.
+    * more than 527 characters without an end: one ``overruns``; the characters are dropped and
+      the framer waits for the next ``:``. The buffer never holds more than 526 characters.
+
+    The specification's largest frame is 513 characters (a PDU of 253 bytes). Frames of up to
+    527 characters (a PDU of up to 260 bytes) are still decoded, so that a request a little
+    too long for the PDU limit is answered with exception 03 rather than dropped.
 
     Frames are returned whatever their address (the server decides); ASCII cannot tell a
     request from another station's response without decoding it.
@@ -130,7 +134,7 @@ class ASCIIFramer:
                 length = len(buf) + after - pos
                 buf.clear()
                 pos = after
-                if length > MAX_ASCII_FRAME:
+                if length > MAX_FRAMED_ASCII:
                     counters.overruns += 1
                     counters.dropped_bytes += length
                     continue
@@ -142,7 +146,7 @@ class ASCIIFramer:
                     counters.frames += 1
                     frames.append(frame)
                 continue
-            if len(buf) + stop - pos >= MAX_ASCII_FRAME:
+            if len(buf) + stop - pos >= MAX_FRAMED_ASCII:
                 counters.overruns += 1
                 counters.dropped_bytes += len(buf) + stop - pos
                 buf.clear()

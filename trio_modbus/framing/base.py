@@ -9,6 +9,9 @@ from trio_modbus._errors import ModbusProtocolError
 
 __all__ = [
     "MAX_ASCII_FRAME",
+    "MAX_FRAMED_ASCII",
+    "MAX_FRAMED_PDU",
+    "MAX_FRAMED_RTU_ADU",
     "MAX_PDU_SIZE",
     "MAX_RTU_ADU",
     "MAX_TCP_ADU",
@@ -27,6 +30,15 @@ MAX_TCP_ADU = 260
 MAX_RTU_ADU = 256
 # Largest ASCII frame in characters: ':' + 2 x (address + PDU + LRC) + CR + LF.
 MAX_ASCII_FRAME = 513
+
+# Largest PDU the framers deliver: a little past MAX_PDU_SIZE, so that a request one step over
+# a quantity limit (0x10 with 124 registers, 0x17 writing 122: 254 bytes) still reaches the
+# codec and is answered with exception 03 on every transport. A longer frame is not Modbus:
+# MBAP closes the connection, RTU and ASCII drop the frame. Buffers stay bounded by it.
+MAX_FRAMED_PDU = 260
+# The RTU ADU and the ASCII frame (in characters) that carry a PDU of MAX_FRAMED_PDU bytes.
+MAX_FRAMED_RTU_ADU = 1 + MAX_FRAMED_PDU + 2
+MAX_FRAMED_ASCII = 1 + 2 * (1 + MAX_FRAMED_PDU + 1) + 2
 
 
 class Frame(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from typing import NoReturn
 
-from trio_modbus.framing.base import MAX_PDU_SIZE, Frame, FramerCounters, FramingError
+from trio_modbus.framing.base import MAX_FRAMED_PDU, Frame, FramerCounters, FramingError
 from trio_modbus.framing.base import check_build_args as _check_build_args
 
 __all__ = ["MBAPFramer"]
@@ -16,9 +16,11 @@ __all__ = ["MBAPFramer"]
 # Transaction id, protocol id, length (unit id + PDU), unit id; all big-endian.
 _HEADER = struct.Struct(">HHHB")
 _HEADER_SIZE = 7
-# The length field counts the unit id and the PDU: 2..254.
+# The length field counts the unit id and the PDU: 2..254 in the specification. Up to 261 is
+# taken (a PDU of MAX_FRAMED_PDU bytes), so that a request a little too long for the PDU limit
+# is answered with exception 03 rather than taken for a stream that is not Modbus.
 _MIN_LENGTH = 2
-_MAX_LENGTH = MAX_PDU_SIZE + 1
+_MAX_LENGTH = MAX_FRAMED_PDU + 1
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack
 
@@ -28,9 +30,12 @@ class MBAPFramer:
 
     Frames are cut by the header's length field: a chunk may hold any number of frames and a
     frame may be split anywhere across chunks. The buffer never holds more than one partial
-    frame (at most 259 bytes).
+    frame (at most 266 bytes).
 
-    A protocol id other than 0 or a length outside 2..254 means the stream is not Modbus: ``feed``
+    The specification's length field is 2..254 (a PDU of at most 253 bytes). Lengths up to 261
+    are taken too: such a frame is unambiguously delimited, and its PDU, a request a few bytes
+    past a limit, is answered by the codec with exception 03. A protocol id other than 0 or a
+    length outside 2..261 means the stream is not Modbus: ``feed``
     raises :class:`FramingError` (a :class:`~trio_modbus._errors.ModbusProtocolError`) as soon as
     the bad field has arrived, and the caller closes the connection. Frames that were complete
     before the bad header in the same call are attached to the exception as ``.frames``; the
@@ -97,7 +102,7 @@ class MBAPFramer:
 
         Raises:
             FramingError: The stream holds a protocol id other than 0 or a length outside
-                2..254 (now or in an earlier call). ``.frames`` holds the frames completed
+                2..261 (now or in an earlier call). ``.frames`` holds the frames completed
                 before the bad header in this call.
         """
         if self._error is not None:

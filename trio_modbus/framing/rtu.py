@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trio_modbus.framing.base import MAX_RTU_ADU, Frame, FramerCounters
+from trio_modbus.framing.base import MAX_FRAMED_RTU_ADU, MAX_RTU_ADU, Frame, FramerCounters
 from trio_modbus.framing.base import check_build_args as _check_build_args
 from trio_modbus.framing.crc import _TABLE, crc16_bytes
 
@@ -32,6 +32,9 @@ RTU_FAST_T35 = 0.00175
 _FAST_BAUDRATE = 19200
 # Smallest RTU ADU: address, function code, 2 CRC bytes.
 _MIN_ADU = 4
+# Largest ADU taken from the line: past the specification's 256 bytes by a few, so that a
+# request a little too long for the PDU limit is answered with exception 03, not dropped.
+_MAX_ADU = MAX_FRAMED_RTU_ADU
 
 # Layout kinds: how to find the ADU length from the bytes at the head of the buffer.
 _FIXED = 0  # param = ADU length
@@ -49,6 +52,7 @@ _OVERRUN = -2  # a search found no frame end within the largest ADU
 # Scan mode bits.
 _FINAL = 1  # silence: no more bytes will join the buffered ones
 _RESYNCING = 2  # after an error: the head is not a trusted frame boundary, no CRC search
+_TIMED = 4  # the caller reports silence: a frame without a length rule ends at the silence
 
 _Layout = tuple[int, int, bool]  # (kind, param, is_request)
 _Match = tuple[int, bool]  # (length or _NEED / _INVALID / _OVERRUN, is_request)
@@ -153,17 +157,31 @@ def _standard_layouts(function_code: int) -> tuple[_Layout, ...]:
 
 
 def _search(buf: bytes, off: int, avail: int, minimum: int, mode: int) -> int:
-    """Return the shortest length >= minimum whose CRC matches (residue 0), capped at 256."""
+    """The length of a frame without a length rule: where its CRC matches (residue 0).
+
+    The end of the bytes at hand wins when the CRC matches there: with ``_TIMED`` they are
+    complete only at the silence (before it the frame needs more bytes), without it (RTU over
+    TCP) they are what the client sent in one piece. Otherwise the shortest match of at least
+    ``minimum`` bytes, capped at the largest ADU. A CRC can match by chance inside any data
+    (about once in 65536 positions), so the first match alone would cut such frames short.
+    """
     if mode & _RESYNCING:
         return _INVALID
+    if mode & _TIMED and not mode & _FINAL and avail < _MAX_ADU:
+        return _NEED
     table = _TABLE
-    limit = min(avail, MAX_RTU_ADU)
+    limit = min(avail, _MAX_ADU)
     crc = 0xFFFF
+    first = 0
     for length, byte in enumerate(buf[off : off + limit], 1):
         crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-        if not crc and length >= minimum:
-            return length
-    if avail >= MAX_RTU_ADU:
+        if not crc and not first and length >= minimum:
+            first = length
+    if not crc and limit == avail and limit >= minimum:
+        return limit
+    if first:
+        return first
+    if avail >= _MAX_ADU:
         return _OVERRUN
     return _INVALID if mode & _FINAL else _NEED
 
@@ -177,7 +195,7 @@ def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
         if pos + 2 > avail:
             return _NEED
         pos += 2 + buf[off + pos + 1]
-        if pos + 2 > MAX_RTU_ADU:
+        if pos + 2 > _MAX_ADU:
             return _INVALID
     return pos + 2
 
@@ -214,8 +232,10 @@ def _match(layouts: tuple[_Layout, ...], buf: bytes, off: int, avail: int, mode:
     result = _INVALID
     for kind, param, is_request in layouts:
         length = param if kind == _FIXED else _length(kind, param, buf, off, avail, mode)
+        if length > _MAX_ADU:
+            continue  # longer than any frame taken, whether or not its bytes are here yet
         if length == _NEED or length > avail:
-            if mode & _FINAL or length > MAX_RTU_ADU:
+            if mode & _FINAL:
                 continue
             return _NEED, False
         if length < _MIN_ADU:
@@ -251,20 +271,30 @@ class RTUFramer:
       the framer waits for them before trying the next one (so a request is never mistaken for
       a shorter response). Layouts that are identical for request and response (05, 06, 08,
       15, 16, ...) resolve as requests.
-    * A function code without a known layout (and FC 08 sub-function 0000, and FC 2B with an
-      MEI type other than 0E) has no length rule: the frame ends at the shortest length (at
-      least 4) whose CRC matches within the bytes available, capped at 256 bytes. If no CRC
-      matches yet, the framer waits for more bytes, for silence, or for 256 bytes (then it
-      counts an overrun and resynchronises). This search runs only at a trusted frame
-      boundary: the first byte after silence (or after creation / :meth:`reset`) or the byte
-      after a good frame. While resynchronising, only known layouts are recognised (otherwise
-      nearly every noise byte would look like an unknown function and stall the line).
+    * A function code without a known layout (and FC 08 sub-function 0000, whose echo data may
+      have any length, and FC 2B with an MEI type other than 0E) has no length rule; its CRC
+      decides. With ``silence_delimits`` (a serial line, whose silences the caller reports)
+      the frame ends at the silence when the CRC matches there. Without it (RTU over TCP) it
+      ends at the end of the bytes fed so far when the CRC matches there (a client sends a
+      frame in one piece). Otherwise it ends at the shortest length (at least 4) whose CRC
+      matches, capped at 263 bytes. A CRC matches by chance at about one position in 65536,
+      so that first match alone would cut about one echo of 125 random bytes in 500 short.
+      If no CRC matches yet, the framer waits for more bytes, for silence, or for 263 bytes
+      (then it counts an overrun and resynchronises). This search runs only at a trusted
+      frame boundary: the first byte after silence (or after creation / :meth:`reset`) or the
+      byte after a good frame. While resynchronising, only known layouts are recognised
+      (otherwise nearly every noise byte would look like an unknown function and stall the
+      line).
     * When no candidate matches, one byte is dropped and the search restarts at the next byte
       (resynchronisation). The whole episode, up to the next good frame or silence, counts
       one communication error.
     * While resynchronising, a head that cannot be decided yet (a noise byte read as the start
       of a long frame) does not stall the line: the first complete, CRC-valid frame of a known
       layout in the buffer becomes the new frame boundary and the bytes before it are dropped.
+
+    Frames of up to 263 bytes are taken, 7 more than the specification's 256, so that a
+    request a little too long for the PDU limit (0x10 with 124 registers) reaches the codec
+    and is answered with exception 03 instead of being dropped.
 
     What can be recovered: every frame up to an error; after an error, every frame from the
     first complete CRC-valid frame of a known layout, or from the next silence. A frame found
@@ -281,12 +311,20 @@ class RTUFramer:
 
     Args:
         custom_sizes: Request layouts of custom function codes, by function code.
+        silence_delimits: The caller calls :meth:`receive_silence` at every t3.5 of silence
+            (a serial server does): frames without a length rule then end at the silence.
     """
 
-    __slots__ = ("_buffer", "_layouts", "_resyncing", "counters")
+    __slots__ = ("_buffer", "_layouts", "_mode", "_resyncing", "counters")
 
-    def __init__(self, *, custom_sizes: Mapping[int, RtuSizeRule] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        custom_sizes: Mapping[int, RtuSizeRule] | None = None,
+        silence_delimits: bool = False,
+    ) -> None:
         self._buffer = b""
+        self._mode = _TIMED if silence_delimits else 0
         self._resyncing = False
         self._layouts: list[tuple[_Layout, ...]] = [_standard_layouts(fc) for fc in range(256)]
         self.counters = FramerCounters()
@@ -296,7 +334,7 @@ class RTUFramer:
 
     @property
     def pending(self) -> int:
-        """Number of buffered bytes (a partial frame; at most 255 after ``feed``)."""
+        """Number of buffered bytes (a partial frame; at most 262 after ``feed``)."""
         return len(self._buffer)
 
     def reset(self) -> None:
@@ -377,7 +415,7 @@ class RTUFramer:
         counters = self.counters
         size = len(buf)
         off = 0
-        base_mode = _FINAL if final else 0
+        base_mode = self._mode | _FINAL if final else self._mode
         while size - off >= _MIN_ADU:
             mode = base_mode | _RESYNCING if self._resyncing else base_mode
             length, is_request = _match(layouts_of[buf[off + 1]], buf, off, size - off, mode)

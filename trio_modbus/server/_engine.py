@@ -522,11 +522,12 @@ class BaseServer:
     def _describe(self) -> str:
         return self.transport
 
-    def _make_framer(self) -> MBAPFramer | RTUFramer | ASCIIFramer:
+    def _make_framer(self, *, silence: bool = False) -> MBAPFramer | RTUFramer | ASCIIFramer:
+        """A new framer of this server's type; ``silence``: the caller reports the line's."""
         if self.framer in (FramerType.SOCKET, FramerType.TLS):
             return MBAPFramer()
         if self.framer is FramerType.RTU:
-            framer = RTUFramer()
+            framer = RTUFramer(silence_delimits=silence)
             for fc, cls in self.custom_functions.items():
                 if cls.rtu_frame_size or cls.rtu_byte_count_pos:
                     framer.register_function(

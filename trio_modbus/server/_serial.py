@@ -166,7 +166,7 @@ class SerialServer(BaseServer):
 
         A request handler's ``handle()`` calls this with itself as ``handler``.
         """
-        framer = self._make_framer()
+        framer = self._make_framer(silence=True)
         assert isinstance(framer, RTUFramer | ASCIIFramer)
         rtu = isinstance(framer, RTUFramer)
         silence = self.t3_5 if rtu else ASCII_CHARACTER_TIMEOUT
