@@ -109,12 +109,16 @@ class RequestContext:
             never reply.
         peer: The client's address, when the transport has one.
         role: The client certificate's Modbus role (Modbus/TCP Security), if any.
+        serial_line: True when the request came over a serial line, a bus shared with other
+            stations: a unit the server does not hold belongs to one of them and is never
+            answered, and force listen-only (08/04) applies as the specification says.
     """
 
     unit_id: int
     broadcast: bool = False
     peer: object = None
     role: str | None = None
+    serial_line: bool = False
 
 
 class Service(Protocol):
@@ -151,8 +155,14 @@ class DatastoreService:
         diagnostics: The server's diagnostic state; a new one if omitted.
         identity: Device identification for 0x2B/0x0E and 0x11; an empty one if omitted.
         ignore_missing_devices: Give no reply (instead of exception 0B) to a unit id the
-            context does not hold.
+            context does not hold. On a serial line (``ctx.serial_line``) such a unit is never
+            answered, whatever this says: its reply would collide with the other station's.
         custom_functions: ``ModbusPDU`` subclasses for user-defined function codes.
+        network_listen_only: Honour force listen-only (08/04) from network clients: the
+            whole server then stops answering every client until 08/01, as a serial device
+            behind a gateway would. By default a request that did not come over a serial line
+            gets exception 01 for 08/04, so that one client cannot silence the server for
+            all the others (FC 08 is a serial-line function).
     """
 
     def __init__(
@@ -163,8 +173,10 @@ class DatastoreService:
         identity: ModbusDeviceIdentification | None = None,
         ignore_missing_devices: bool = False,
         custom_functions: Iterable[type[ModbusPDU]] = (),
+        network_listen_only: bool = False,
     ) -> None:
         self.context = context
+        self.network_listen_only = network_listen_only
         self.diagnostics = diagnostics if diagnostics is not None else DiagnosticState()
         self.identity = identity if identity is not None else ModbusDeviceIdentification()
         self.ignore_missing_devices = ignore_missing_devices
@@ -225,7 +237,7 @@ class DatastoreService:
         """
         diag = self.diagnostics
         if not ctx.broadcast and ctx.unit_id not in self.context:
-            if self.ignore_missing_devices or diag.listen_only:
+            if self.ignore_missing_devices or ctx.serial_line or diag.listen_only:
                 # In listen-only mode the server answers nothing at all (spec 6.8.1, 04).
                 return None
             return ExceptionResponse(request.function_code, _NO_TARGET)
@@ -449,7 +461,7 @@ class DatastoreService:
         )
 
     def _diagnostics(
-        self, req: DiagnosticRequest, device: object, _: RequestContext
+        self, req: DiagnosticRequest, device: object, ctx: RequestContext
     ) -> Response | None:
         diag = self.diagnostics
         sub = req.sub_function
@@ -464,6 +476,10 @@ class DatastoreService:
             diag.ascii_delimiter = req.data[0]
             return echo
         if sub == DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE:
+            if not ctx.serial_line and not self.network_listen_only:
+                # Listen-only is a state of the whole device: from a network client it would
+                # silence the server for every other client. Not supported there.
+                return ExceptionResponse(FunctionCode.DIAGNOSTICS, _ILLEGAL_FUNCTION)
             diag.enter_listen_only()
             return None
         if sub == DiagnosticSubFunction.CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER:

@@ -47,6 +47,7 @@ RTU: Final = "rtu"  # RTU framing over a TCP connection
 TRANSPORTS: Final = (TCP, RTU)
 
 MAX_PDU: Final = 253
+MAX_FRAMED_PDU: Final = 260  # trio_modbus frames (and answers 03) PDUs up to this length
 
 # Exception codes (MB 7).
 ILLEGAL_FUNCTION: Final = 0x01
@@ -430,6 +431,17 @@ _BASIC_HEX = (OBJECTS[0] + bytes((1, len(OBJECTS[1]))) + OBJECTS[1]).hex() + (
 ).hex()
 
 
+def _rtu_hex(unit: int, pdu_hex: str) -> str:
+    """An RTU ADU as hex: address, PDU, CRC-16/MODBUS (low byte first), bit by bit (SL 6.2.2)."""
+    body = bytes((unit,)) + bytes.fromhex(pdu_hex)
+    crc = 0xFFFF
+    for byte in body:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return (body + crc.to_bytes(2, "little")).hex()
+
+
 def _missing_unit(req: Request) -> bool:
     if req.unit in UNITS:
         return False
@@ -762,6 +774,30 @@ DEVIATIONS: Final[tuple[Deviation, ...]] = (
         representatives=(rep(TCP, (1, "08 000a ffff", "12 34 00 00 00 06 01 08 00 0a 00 00")),),
     ),
     Deviation(
+        id="query-data-past-pdu-limit",
+        title="Return query data (08/00) too long for a PDU",
+        applies=lambda req: (
+            req.fc == 0x08
+            and len(req.pdu) > MAX_PDU
+            and _u16(req.pdu, 1) == 0x0000
+            and req.unit in UNITS
+        ),
+        expected=lambda req, model: exception(0x08, ILLEGAL_VALUE),
+        pymodbus=(
+            "Echoes it: a reply PDU longer than the 253 bytes any Modbus PDU may hold (an "
+            "MBAP length of 255 or more, which a client may take for a broken stream)."
+        ),
+        trio_modbus=(
+            "Exception 03, as for any request a few bytes past the PDU limit (up to 260 bytes "
+            "are framed and answered on every transport; longer is not Modbus)."
+        ),
+        spec="MB 4.1 (PDU at most 253 bytes); MB 6.8 state diagram (data value not OK → 03).",
+        representatives=(
+            rep(TCP, (1, "080000" + "00" * 251, "1234 0000 00ff 01 080000" + "00" * 251)),
+            rep(RTU, (1, "080000" + "00" * 251, _rtu_hex(1, "080000" + "00" * 251))),
+        ),
+    ),
+    Deviation(
         id="rtu-query-data-short",
         title="Return query data (08/00) with fewer than 2 data bytes over RTU",
         applies=lambda req: (
@@ -781,18 +817,24 @@ DEVIATIONS: Final[tuple[Deviation, ...]] = (
     ),
     Deviation(
         id="listen-only",
-        title="Force listen only mode (08/04)",
+        title="Force listen only mode (08/04) from a network client",
         applies=lambda req: req.pdu == b"\x08\x00\x04\x00\x00" and req.unit in UNITS,
-        expected=lambda req, model: None,
+        expected=lambda req, model: exception(0x08, ILLEGAL_FUNCTION),
         pymodbus=(
             "Answers the request and keeps answering everything afterwards (the mode is "
             "stored and never enforced)."
         ),
         trio_modbus=(
-            "No reply; then nothing is executed or answered until 08/01 (restart "
-            "communications), which itself is not answered."
+            "Exception 01 over TCP, TLS and UDP: listen-only is a state of the whole device, "
+            "and from one network client it would silence the server for every other one. "
+            "With network_listen_only=True, and always on a serial line: no reply, then "
+            "nothing is executed or answered until 08/01 (restart communications), which "
+            "itself is not answered."
         ),
-        spec="MB 6.8.1 sub-functions 04 and 01.",
+        spec=(
+            "MB 6.8.1 sub-functions 04 and 01; FC 08 is a serial-line function (MB 6.8: "
+            "'Serial Line only'), so a TCP server need not support the sub-function (01)."
+        ),
         representatives=(rep(TCP, (1, "08 0004 0000", "12 34 00 00 00 04 01 08 00 04")),),
     ),
     Deviation(

@@ -829,7 +829,7 @@ async def test_listen_only_mode_silences_the_lane_too(one_read: bool) -> None:
         adu(9, 1, read_holding(0, 2)),  # answered again
     ]
     chunks = [b"".join(requests)] if one_read else requests
-    lane, _ = await serve_both(numbered, chunks)
+    lane, _ = await serve_both(numbered, chunks, network_listen_only=True)
     assert replies_of(lane.replies) == [
         (1, 1, registers_reply([1000])),
         (9, 1, registers_reply([1000, 1001])),

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import itertools
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -30,6 +31,7 @@ from ._mb import (
     read_holding,
     registers_reply,
     write_register,
+    write_registers,
 )
 
 
@@ -426,3 +428,107 @@ async def test_a_function_registered_on_the_service_later_is_served(
             nursery.start_soon(server.handle_stream, server_stream)
             assert await client.request(1, 1, b"\x41\x01\x02") == b"\x41\x01\x02"
             await client_stream.aclose()
+
+
+# -- slow clients: a frame that has started must complete in time -----------------------------
+
+
+async def _trickle(client: MbapClient, data: bytes, interval: float) -> None:
+    """Send ``data`` one byte every ``interval`` seconds; stop quietly if the server closes."""
+    for i in range(len(data)):
+        try:
+            await client.send(data[i : i + 1])
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        await trio.sleep(interval)
+
+
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [({"idle_timeout": 10}, 10), ({"idle_timeout": None, "frame_timeout": 3}, 3)],
+    ids=["default-bound-is-idle-timeout", "own-bound-without-idle-timeout"],
+)
+async def test_a_client_trickling_a_frame_is_closed_at_the_bound(
+    autojump_clock: object, options: dict[str, float | None], bound: float
+) -> None:
+    # Slowloris: one byte every 2 s keeps the idle clock fresh, but the frame never completes
+    # (a 207-byte write would take 414 s): the connection is closed `bound` s after its first
+    # byte, and counted.
+    server = serve_tcp(make_context(), **options)  # type: ignore[arg-type]
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    request = adu(1, 1, write_registers(0, list(range(100))))
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            # A complete request first: only the started frame counts, not the connection.
+            await trio.sleep(bound * 0.8)
+            assert await client.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            first_byte = trio.current_time()
+            nursery.start_soon(_trickle, client, request, 2.0)
+            assert await client.expect_closed() == b""
+            assert bound <= trio.current_time() - first_byte < bound + 2.1
+    stats = server.statistics
+    assert (stats.frame_timeouts, stats.idle_timeouts) == (1, 0)
+    assert stats.connections_active == 0
+
+
+async def test_slow_but_complete_requests_keep_being_served(autojump_clock: object) -> None:
+    # Each 12-byte request takes 6.6 s to arrive (a byte every 0.6 s), under the 10 s bound;
+    # twenty of them take over two minutes, far past it: every one is answered.
+    server = serve_tcp(make_context(), idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            start = trio.current_time()
+            for tid in range(20):
+                await _trickle(client, adu(tid, 1, read_holding(0, 1)), 0.6)
+                assert await client.read_frame() == (tid, 1, registers_reply([0]))
+            assert trio.current_time() - start > 120
+            await client.aclose()
+    stats = server.statistics
+    assert (stats.responses, stats.frame_timeouts, stats.idle_timeouts) == (20, 0, 0)
+
+
+async def test_a_frame_completed_in_time_clears_the_bound(autojump_clock: object) -> None:
+    # A frame split in two, the halves 8 s apart (under the 10 s bound), then 9 s of silence
+    # and another split frame: the first frame's bound does not carry over to the second.
+    server = serve_tcp(make_context(), idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    request = adu(1, 1, read_holding(0, 1))
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            for _ in range(3):
+                await client.send(request[:5])
+                await trio.sleep(8)
+                await client.send(request[5:])
+                assert await client.read_frame() == (1, 1, registers_reply([0]))
+                await trio.sleep(9)
+            await client.aclose()
+    assert server.statistics.frame_timeouts == 0
+
+
+async def test_a_stream_whose_every_read_ends_mid_frame_is_not_cut_off(
+    autojump_clock: object,
+) -> None:
+    # A busy pipelining client whose reads all end in the middle of a frame: each read
+    # completes the frame left over from the last one, so no frame is ever late, however long
+    # the stream goes on (here 27 reads 4 s apart, 108 s against a 10 s bound).
+    server = serve_tcp(numbered_context(), idle_timeout=10)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    data, answers = pipelined(90)
+    cut = 41  # frames are 12 bytes: every read ends inside one
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            for start in range(0, len(data), cut):
+                await client.send(data[start : start + cut])
+                await trio.sleep(4)
+            assert await client.read_frames(len(answers)) == answers
+            await client.aclose()
+    assert server.statistics.frame_timeouts == 0

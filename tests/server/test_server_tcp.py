@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 import struct
 
@@ -193,6 +194,28 @@ async def test_at_the_limit_the_least_recently_active_idle_connection_is_evicted
                 await client.aclose()
 
 
+async def test_at_the_limit_a_connection_holding_an_unfinished_frame_is_evicted_first() -> None:
+    with trio.fail_after(10):
+        async with serve_tcp(make_context(), port=0, max_connections=2) as server:
+            port = server.address[1]
+            a = await connect(port)
+            trickler = await connect(port)
+            await wait_until(lambda: server.statistics.connections_active == 2)
+            # The trickler starts a frame; then a is less recently active than it.
+            await trickler.send(adu(1, 1, read_holding(0, 1))[:5])
+            await wait_until(
+                lambda: any(conn.frame_deadline < math.inf for conn in server._connections)
+            )
+            # Still a connection with a started frame goes before the least recently active.
+            c = await connect(port)
+            assert await trickler.expect_closed() == b""
+            assert await c.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            assert await a.request(1, 1, read_holding(0, 1)) == registers_reply([0])
+            assert server.statistics.connections_evicted == 1
+            for client in (a, trickler, c):
+                await client.aclose()
+
+
 async def test_at_the_limit_busy_connections_are_not_evicted_so_the_new_one_is_refused() -> None:
     service = GatedService(make_context(1, 2), gated_units=[2])
     with trio.fail_after(10):
@@ -311,10 +334,27 @@ async def test_diagnostic_counters_count_the_requests_of_every_connection() -> N
                 await client.aclose()
 
 
-async def test_listen_only_mode_answers_and_executes_nothing_until_restart() -> None:
+async def test_one_client_cannot_put_the_server_in_listen_only_mode_for_all() -> None:
     context = make_context()
     with trio.fail_after(10):
         async with serve_tcp(context, port=0) as server:
+            a = await connect(server.address[1])
+            b = await connect(server.address[1])
+            # 08/04 over TCP is not supported by default: exception 01, and nothing changes.
+            assert await a.request(1, 1, diagnostic(0x04)) == b"\x88\x01"
+            assert not server.diagnostics.listen_only
+            assert await b.request(1, 1, write_register(0, 7)) == write_register(0, 7)
+            assert await a.request(2, 1, read_holding(0, 1)) == registers_reply([7])
+            assert await b.request(2, 1, read_holding(0, 1)) == registers_reply([7])
+            for client in (a, b):
+                await client.aclose()
+
+
+async def test_listen_only_mode_answers_and_executes_nothing_until_restart() -> None:
+    # The serial-device behaviour, asked for on a TCP server (a serial device behind a gateway).
+    context = make_context()
+    with trio.fail_after(10):
+        async with serve_tcp(context, port=0, network_listen_only=True) as server:
             client = await connect(server.address[1])
             await client.send(
                 adu(1, 1, diagnostic(0x04))  # force listen-only: no reply

@@ -83,8 +83,14 @@ def service(
 
 
 async def ask(
-    svc: DatastoreService, request: str | bytes, unit: int = UNIT, *, broadcast: bool = False
+    svc: DatastoreService,
+    request: str | bytes,
+    unit: int = UNIT,
+    *,
+    broadcast: bool = False,
+    serial_line: bool = False,
 ) -> bytes | None:
     """Send one request PDU (hex or bytes) and return the reply PDU, or None."""
     pdu = h(request) if isinstance(request, str) else request
-    return await svc.process(pdu, RequestContext(unit_id=unit, broadcast=broadcast))
+    ctx = RequestContext(unit_id=unit, broadcast=broadcast, serial_line=serial_line)
+    return await svc.process(pdu, ctx)

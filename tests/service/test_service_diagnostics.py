@@ -214,7 +214,7 @@ async def test_event_log_keeps_64_events() -> None:
 
 async def test_force_listen_only_is_not_answered_and_silences_everything() -> None:
     dev, hr = spy_device()
-    svc = service(dev)
+    svc = service(dev, network_listen_only=True)
     assert await ask(svc, "08 00 04 00 00") is None
     assert svc.diagnostics.listen_only
     hr.calls.clear()
@@ -239,14 +239,14 @@ async def test_force_listen_only_is_not_answered_and_silences_everything() -> No
 
 
 async def test_entering_listen_only_logs_event_04() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     svc.diagnostics.clear_events()
     assert await ask(svc, "08 00 04 00 00") is None
     assert svc.diagnostics.events() == h("04 80")
 
 
 async def test_restart_communications_ends_listen_only_without_a_reply() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     assert await ask(svc, "08 00 04 00 00") is None
     assert await ask(svc, "08 00 00 A5 37") is None
     # The restart is the only request served in listen-only mode, and it is not answered.
@@ -256,14 +256,14 @@ async def test_restart_communications_ends_listen_only_without_a_reply() -> None
 
 
 async def test_malformed_restart_does_not_end_listen_only() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     assert await ask(svc, "08 00 04 00 00") is None
     assert await ask(svc, "08 00 01 12 34") is None
     assert svc.diagnostics.listen_only
 
 
 async def test_restart_communications_answers_then_restarts() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     diag = svc.diagnostics
     diag.bus_message_count = 10
     diag.diagnostic_register = 0x0042
@@ -287,7 +287,7 @@ async def test_restart_communications_answers_then_restarts() -> None:
 
 
 async def test_restart_communications_ff00_clears_the_log() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     for request in ["03 00 00 00 01", "03 00 00 00 00"]:
         await ask(svc, request)
     assert await ask(svc, "08 00 01 FF 00") == h("08 00 01 FF 00")
@@ -295,7 +295,7 @@ async def test_restart_communications_ff00_clears_the_log() -> None:
 
 
 async def test_restart_with_ff00_from_listen_only_clears_the_log() -> None:
-    svc = service()
+    svc = service(network_listen_only=True)
     await ask(svc, "03 00 00 00 01")
     assert await ask(svc, "08 00 04 00 00") is None
     assert await ask(svc, "08 00 01 FF 00") is None
@@ -304,9 +304,37 @@ async def test_restart_with_ff00_from_listen_only_clears_the_log() -> None:
 
 
 async def test_listen_only_is_per_service() -> None:
-    first, second = service(), service()
+    first, second = service(network_listen_only=True), service()
     assert await ask(first, "08 00 04 00 00") is None
     assert await ask(second, "08 00 00 A5 37") == h("08 00 00 A5 37")
+
+
+async def test_force_listen_only_from_a_serial_line_enters_the_mode() -> None:
+    svc = service()  # no option needed: listen-only is what 08/04 means on a serial line
+    assert await ask(svc, "08 00 04 00 00", serial_line=True) is None
+    assert svc.diagnostics.listen_only
+    assert await ask(svc, "03 00 00 00 01", serial_line=True) is None
+    assert await ask(svc, "08 00 01 00 00", serial_line=True) is None
+    assert await ask(svc, "03 00 00 00 01", serial_line=True) == h("03 02 00 00")
+
+
+async def test_force_listen_only_from_a_network_client_is_illegal_function() -> None:
+    # One TCP client must not silence the server for every other: 08/04 is a serial-line
+    # function, and here it is not supported (exception 01, counted as an exception).
+    svc = service()
+    assert await ask(svc, "08 00 04 00 00") == h("88 01")
+    assert not svc.diagnostics.listen_only
+    assert svc.diagnostics.bus_exception_error_count == 1
+    assert await ask(svc, "03 00 00 00 01") == h("03 02 00 00")
+    # The other diagnostics keep working over the network.
+    assert await ask(svc, "08 00 00 A5 37") == h("08 00 00 A5 37")
+
+
+async def test_network_listen_only_honours_force_listen_only_from_the_network() -> None:
+    svc = service(network_listen_only=True)
+    assert await ask(svc, "08 00 04 00 00") is None
+    assert svc.diagnostics.listen_only
+    assert await ask(svc, "03 00 00 00 01", unit=UNIT) is None
 
 
 async def test_shared_diagnostic_state() -> None:

@@ -31,6 +31,15 @@ async def test_unknown_unit_is_ignored_when_asked_to() -> None:
     assert await ask(svc, "03 00 00 00 01", unit=UNIT) == h("03 02 00 00")
 
 
+async def test_unknown_unit_on_a_serial_line_is_never_answered() -> None:
+    # Another station's address on a shared bus: its reply would collide with ours.
+    svc = service(ignore_missing_devices=False)
+    assert await ask(svc, "03 00 00 00 01", unit=2, serial_line=True) is None
+    assert await ask(svc, "09", unit=2, serial_line=True) is None
+    assert await ask(svc, "03 00 00 00 01", unit=UNIT, serial_line=True) == h("03 02 00 00")
+    assert svc.diagnostics.server_message_count == 1  # the other stations' frames are not ours
+
+
 async def test_units_are_routed_to_their_devices() -> None:
     one = device(hr=block(10, {1: 0x1111}))
     two = device(hr=block(10, {1: 0x2222}))

@@ -13,6 +13,12 @@ Where this differs from pymodbus on purpose:
   that is running in the process (pymodbus stops only the last one created), and doing so
   when none is running is not an error.
 * The default address is ``127.0.0.1`` (pymodbus binds every interface).
+* On a serial line a unit id the server does not hold is never answered, whatever
+  ``ignore_missing_slaves`` says: that station's own reply would collide with ours.
+* Force listen-only (08/04) from a TCP, TLS or UDP client is answered with exception 01
+  (``network_listen_only=True`` honours it server-wide); pymodbus answers it and never
+  enforces the mode.
+* Requests a few bytes past the 253-byte PDU limit get exception 03 on every transport.
 """
 
 from __future__ import annotations
@@ -298,6 +304,7 @@ _COMMON_OPTIONS = frozenset(
         "custom_functions",
         "custom_pdu",
         "loop",
+        "network_listen_only",  # trio_modbus's own: see DatastoreService
     }
 )
 
@@ -318,7 +325,9 @@ class ModbusBaseServer:
             answered), ``timeout`` (kept for compatibility; see the subclasses),
             ``trace_packet`` / ``trace_pdu`` / ``trace_connect`` hooks, ``custom_functions`` /
             ``custom_pdu`` (``ModbusPDU`` subclasses), ``loop`` (only None: there is no asyncio
-            loop to give), and the options of the transport.
+            loop to give), and the options of the transport. trio_modbus adds
+            ``network_listen_only`` (honour 08/04 from network clients; by default they get
+            exception 01, see ``DatastoreService``).
 
     Raises:
         TypeError: An unknown keyword (named in the message).
@@ -379,6 +388,7 @@ class ModbusBaseServer:
             identity=identity,
             ignore_missing_devices=self.ignore_missing_devices,
             custom_functions=customs,
+            network_listen_only=bool(kwargs.pop("network_listen_only", False)),
         )
         self._options = kwargs  # the transport's own, read by the subclass
         self._native: BaseServer | None = None
@@ -597,7 +607,7 @@ class _ValidatingService:
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
         if not ctx.broadcast and not self._server.validate_device_id(ctx.unit_id):
-            if self._server.ignore_missing_devices:
+            if self._server.ignore_missing_devices or ctx.serial_line:
                 return None
             return ExceptionResponse(request.function_code, _NO_TARGET)
         return await self._inner(request, ctx)
@@ -817,7 +827,10 @@ class ModbusSerialServer(ModbusBaseServer):
             not by a read timeout.
         handle_local_echo: Drop the echo of our own replies.
         ignore_missing_slaves: Kept for compatibility: on a serial line a unit id the server
-            does not hold belongs to another station and is never answered.
+            does not hold belongs to another station and is never answered, whatever this
+            says (pymodbus answers 0B when it is False, colliding with that station's
+            reply). RTU over TCP (``socket://``) is one client's connection: there it works
+            as on TCP.
         broadcast_enable: Execute writes sent to unit 0 (never answered).
         auto_open: Reopen the port when it vanishes (True); with False a lost port ends
             ``serve_forever``.

@@ -98,6 +98,8 @@ class ServerStatistics:
         connections_rejected: Connections closed at once because the limit was reached.
         connections_evicted: Idle connections closed to make room for a new one.
         idle_timeouts: Connections closed for inactivity.
+        frame_timeouts: Connections closed because a frame they started did not complete
+            within ``frame_timeout`` (a client trickling bytes).
         handshake_failures: TLS handshakes that failed or timed out.
         protocol_errors: Connections closed because the stream was not Modbus.
         requests: Frames received and handed to the service.
@@ -111,6 +113,7 @@ class ServerStatistics:
     connections_rejected: int = 0
     connections_evicted: int = 0
     idle_timeouts: int = 0
+    frame_timeouts: int = 0
     handshake_failures: int = 0
     protocol_errors: int = 0
     requests: int = 0
@@ -128,6 +131,7 @@ class _Counters:
         "connections_evicted",
         "connections_rejected",
         "datagrams_dropped",
+        "frame_timeouts",
         "handshake_failures",
         "idle_timeouts",
         "protocol_errors",
@@ -142,6 +146,7 @@ class _Counters:
         self.connections_evicted = 0
         self.connections_rejected = 0
         self.datagrams_dropped = 0
+        self.frame_timeouts = 0
         self.handshake_failures = 0
         self.idle_timeouts = 0
         self.protocol_errors = 0
@@ -226,9 +231,23 @@ class _Connection:
     ``last_time + idle_timeout`` only for a connection that waits (``idle``: in a receive;
     ``sending``: in a send) and has waited a while; the connection disarms it when data
     arrives. A busy connection therefore pays no deadline bookkeeping per request.
+
+    ``frame_deadline`` is when the frame that has started (the framer holds part of it) must
+    be complete; ``inf`` when none has. Unlike the idle deadline it is not moved by data that
+    arrives: a client that trickles a frame byte by byte is closed when it passes.
     """
 
-    __slots__ = ("armed", "idle", "last_active", "last_time", "peer", "scope", "sending")
+    __slots__ = (
+        "armed",
+        "frame_deadline",
+        "idle",
+        "idle_deadline",
+        "last_active",
+        "last_time",
+        "peer",
+        "scope",
+        "sending",
+    )
 
     def __init__(self, peer: object) -> None:
         self.peer = peer
@@ -238,6 +257,25 @@ class _Connection:
         self.armed = False
         self.last_active = 0
         self.last_time = 0.0
+        self.frame_deadline = math.inf
+        self.idle_deadline = math.inf
+
+    def arm(self, deadline: float) -> None:
+        """The watchdog found the connection waiting: close it at ``deadline`` (idle)."""
+        self.armed = True
+        self.idle_deadline = deadline
+        self.scope.deadline = min(deadline, self.frame_deadline)
+
+    def disarm(self) -> None:
+        """Data arrived or a send finished: the idle deadline goes, the frame deadline stays."""
+        self.armed = False
+        self.idle_deadline = math.inf
+        self.scope.deadline = self.frame_deadline
+
+    def start_frame(self, deadline: float) -> None:
+        """A new partial frame must be complete by ``deadline`` (``inf``: none is pending)."""
+        self.frame_deadline = deadline
+        self.scope.deadline = min(self.idle_deadline, deadline)
 
 
 class BaseServer:
@@ -264,7 +302,9 @@ class BaseServer:
         trace_connect: TraceConnect | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        frame_timeout: float | None = None,
         broadcast: bool = False,
+        network_listen_only: bool = False,
     ) -> None:
         if (context is None) == (service is None):
             raise TypeError("give exactly one of context= (a ModbusServerContext) or service=")
@@ -272,6 +312,11 @@ class BaseServer:
             raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive or None, not {idle_timeout}")
+        if frame_timeout is not None and not 0 < frame_timeout < math.inf:
+            raise ValueError(
+                f"frame_timeout must be a positive number of seconds or None (the idle "
+                f"timeout), not {frame_timeout}"
+            )
         self.framer = FramerType(framer)
         # One diagnostic state per server, shared with its service when the service has one
         # (bus counters are counted here, server counters there: FC 0B/0C report both).
@@ -284,6 +329,7 @@ class BaseServer:
                 identity=identity,
                 ignore_missing_devices=ignore_missing_devices,
                 custom_functions=custom_functions,
+                network_listen_only=network_listen_only,
             )
             custom = self.service.custom_functions  # shared: register() shows up here too
         else:
@@ -296,6 +342,8 @@ class BaseServer:
         self.trace_connect = trace_connect
         self.max_in_flight = max_in_flight
         self.idle_timeout = idle_timeout
+        # A frame that has started must be complete this long after its first byte.
+        self.frame_timeout = idle_timeout if frame_timeout is None else frame_timeout
         self.broadcast = broadcast
         # Set by the pymodbus-compatible layer: builds the request handler of a connection
         # (a datagram, a serial port session) from (request, connection).
@@ -418,8 +466,7 @@ class BaseServer:
             horizon = trio.current_time() - timeout / 2
             for conn in list(watched):
                 if not conn.armed and (conn.idle or conn.sending) and conn.last_time <= horizon:
-                    conn.armed = True
-                    conn.scope.deadline = conn.last_time + timeout
+                    conn.arm(conn.last_time + timeout)
 
     async def _run_connection(self, stream: trio.abc.Stream, conn: _Connection) -> None:
         counters = self._counters
@@ -545,9 +592,9 @@ class BaseServer:
         if unit == 0 and (serial or self.broadcast):
             if not self.broadcast:
                 return None  # a serial broadcast we do not take part in: never answered
-            ctx = RequestContext(0, broadcast=True, peer=peer)
+            ctx = RequestContext(0, broadcast=True, peer=peer, serial_line=serial)
         else:
-            ctx = RequestContext(unit, peer=peer)
+            ctx = RequestContext(unit, peer=peer, serial_line=serial)
         contexts[unit] = ctx
         return ctx
 
@@ -658,6 +705,9 @@ class BaseServer:
         contexts: dict[int, RequestContext] = {}
         trace_packet = self.trace_packet
         idle_timeout = self.idle_timeout
+        frame_timeout = self.frame_timeout
+        # Read the clock per receive only when a deadline depends on it.
+        timed = idle_timeout is not None or frame_timeout is not None
         max_in_flight = self.max_in_flight
         min_frame = _MIN_FRAME if isinstance(framer, MBAPFramer) else _MIN_SERIAL_FRAME
         counters = self._counters
@@ -670,7 +720,8 @@ class BaseServer:
         # before it reads, which gives the other connections their turn after each answer.
         lean = stream if type(stream) is SocketStream else None
         receive = stream.receive_some
-        conn.last_time = current_time()
+        conn.last_time = received = current_time()
+        completed = framer.counters.frames  # frames completed, as of the last receive
         with scope:
             while not self._draining and (handler is None or handler.running):
                 conn.idle = True
@@ -679,11 +730,10 @@ class BaseServer:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     break
                 conn.idle = False
-                if idle_timeout is not None:  # otherwise no watchdog reads the time
-                    conn.last_time = current_time()
+                if timed:  # otherwise no deadline reads the time
+                    conn.last_time = received = current_time()
                     if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
-                        conn.armed = False
-                        scope.deadline = math.inf
+                        conn.disarm()
                 if not data:
                     break
                 self._activity += 1
@@ -760,14 +810,26 @@ class BaseServer:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
                     break
-        if (
-            scope.cancelled_caught
-            and idle_timeout is not None
-            and not self._draining
-            and trio.current_time() >= scope.deadline
-        ):
-            counters.idle_timeouts += 1
-            conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
+                if frame_timeout is not None:
+                    done = framer.counters.frames
+                    if framer.pending:
+                        if conn.frame_deadline == math.inf or done != completed:
+                            # A frame started in this read: it must be complete in time,
+                            # however slowly its bytes come (slowloris).
+                            conn.start_frame(received + frame_timeout)
+                    elif conn.frame_deadline != math.inf:
+                        conn.start_frame(math.inf)
+                    completed = done
+        if scope.cancelled_caught and not self._draining and timed:
+            now = trio.current_time()
+            if now >= conn.frame_deadline:
+                counters.frame_timeouts += 1
+                conn_log.info(
+                    "%s: a frame started %ss ago is still incomplete, closed", peer, frame_timeout
+                )
+            elif now >= scope.deadline:
+                counters.idle_timeouts += 1
+                conn_log.info("%s: idle for %ss, closed", peer, idle_timeout)
 
     def _lane(
         self, framer: MBAPFramer | RTUFramer | ASCIIFramer, handler: RequestHandler | None
@@ -815,8 +877,7 @@ class BaseServer:
             conn.sending = False
         conn.last_time = trio.current_time()
         if conn.armed:
-            conn.armed = False
-            conn.scope.deadline = math.inf
+            conn.disarm()
 
     def _notify_connect(self, connected: bool) -> None:
         if self.trace_connect is not None:

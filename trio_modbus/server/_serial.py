@@ -73,8 +73,6 @@ class SerialServer(BaseServer):
         options.setdefault("framer", FramerType.RTU)
         options.setdefault("idle_timeout", None)
         options["broadcast"] = broadcast
-        # A request for a unit this server does not hold belongs to another station.
-        options["ignore_missing_devices"] = True
         super().__init__(context, **options)
         if self.framer not in (FramerType.RTU, FramerType.ASCII):
             raise ValueError(f"a serial server speaks RTU or ASCII, not {self.framer.value}")

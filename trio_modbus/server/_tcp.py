@@ -172,7 +172,11 @@ class TcpServer(BaseServer):
         nursery.start_soon(self._handle, sock, conn)
 
     def _make_room(self) -> bool:
-        """Close the least recently active idle connection; False if none may go."""
+        """Close an idle connection for a new one; False if none may go.
+
+        A connection that has started a frame and not completed it (a client trickling bytes)
+        goes first, the one that started earliest; then the least recently active one.
+        """
         if self.limit_policy == "reject":
             return False
         victim: _Connection | None = None
@@ -180,7 +184,11 @@ class TcpServer(BaseServer):
             if (
                 conn.idle
                 and not conn.scope.cancel_called
-                and (victim is None or conn.last_active < victim.last_active)
+                and (
+                    victim is None
+                    or (conn.frame_deadline, conn.last_active)
+                    < (victim.frame_deadline, victim.last_active)
+                )
             ):
                 victim = conn
         if victim is None:
@@ -306,6 +314,8 @@ def serve_tcp(
     limit_policy: LimitPolicy = "evict-oldest-idle",
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    frame_timeout: float | None = None,
+    network_listen_only: bool = False,
     backlog: int = DEFAULT_BACKLOG,
     reuse_address: bool = True,
     reuse_port: bool = False,
@@ -341,6 +351,12 @@ def serve_tcp(
         max_in_flight: Requests parsed but not answered per connection; past it the server
             answers before parsing more and stops reading (back-pressure).
         idle_timeout: Seconds without traffic before a connection is closed (None: never).
+        frame_timeout: Seconds a frame may take from its first byte to its last; a client
+            that trickles bytes without completing a frame is closed then, and counted in
+            ``statistics.frame_timeouts``. None: the idle timeout.
+        network_listen_only: Honour force listen-only (08/04) server-wide, as a serial device
+            behind a gateway would; by default it gets exception 01, so that one client
+            cannot silence the server for the others.
         backlog: Listen queue length.
         reuse_address: Set SO_REUSEADDR.
         reuse_port: Set SO_REUSEPORT.
@@ -364,6 +380,8 @@ def serve_tcp(
         limit_policy=limit_policy,
         max_in_flight=max_in_flight,
         idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        network_listen_only=network_listen_only,
         backlog=backlog,
         reuse_address=reuse_address,
         reuse_port=reuse_port,
@@ -393,6 +411,8 @@ def serve_tls(
     limit_policy: LimitPolicy = "evict-oldest-idle",
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    frame_timeout: float | None = None,
+    network_listen_only: bool = False,
     backlog: int = DEFAULT_BACKLOG,
     reuse_address: bool = True,
 ) -> TlsServer:
@@ -427,6 +447,10 @@ def serve_tls(
         limit_policy: What to do at the limit (see :func:`serve_tcp`).
         max_in_flight: Requests parsed but not answered per connection.
         idle_timeout: Seconds without traffic before a connection is closed.
+        frame_timeout: Seconds a frame may take from its first byte to its last (None: the
+            idle timeout); see :func:`serve_tcp`.
+        network_listen_only: Honour force listen-only (08/04) server-wide (see
+            :func:`serve_tcp`).
         backlog: Listen queue length.
         reuse_address: Set SO_REUSEADDR.
 
@@ -455,6 +479,8 @@ def serve_tls(
         limit_policy=limit_policy,
         max_in_flight=max_in_flight,
         idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        network_listen_only=network_listen_only,
         backlog=backlog,
         reuse_address=reuse_address,
     )

@@ -160,6 +160,7 @@ def serve_udp(
     trace_pdu: TracePdu | None = None,
     trace_connect: TraceConnect | None = None,
     max_datagrams: int = DEFAULT_MAX_DATAGRAMS,
+    network_listen_only: bool = False,
 ) -> UdpServer:
     """A Modbus/UDP server: a task per datagram, at most ``max_datagrams`` at once.
 
@@ -183,6 +184,8 @@ def serve_udp(
         trace_connect: Accepted for symmetry; UDP has no connections.
         max_datagrams: Datagrams answered concurrently; beyond, they are dropped and counted
             in ``statistics.datagrams_dropped``.
+        network_listen_only: Honour force listen-only (08/04) server-wide; by default it gets
+            exception 01 (see :func:`~trio_modbus.server.serve_tcp`).
 
     Returns:
         The server (not yet running).
@@ -200,4 +203,5 @@ def serve_udp(
         trace_pdu=trace_pdu,
         trace_connect=trace_connect,
         max_datagrams=max_datagrams,
+        network_listen_only=network_listen_only,
     )
