@@ -1,9 +1,16 @@
-"""The ``trio-modbus`` command: ``trio-modbus serve`` runs a server on an embedded datastore."""
+"""The ``trio-modbus`` command: ``trio-modbus serve`` runs a server on an embedded datastore.
+
+SIGTERM or SIGINT (Ctrl-C) stops the server gracefully: it stops accepting, lets in-flight
+requests be answered for up to ``--grace`` seconds, logs that it stopped and exits 0. A second
+signal during the grace period stops it at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,13 +25,14 @@ from trio_modbus.datastore import (
     ModbusServerContext,
 )
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "default_context", "main"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_GRACE", "default_context", "main"]
 
 DEFAULT_HOST = "127.0.0.1"  # the command serves loopback unless told otherwise
 DEFAULT_PORT = 5020  # unprivileged stand-in for 502
 DEFAULT_BLOCK_SIZE = 10_000  # addresses 0..9999 of each table in the embedded datastore
+DEFAULT_GRACE = 5.0  # seconds SIGTERM/Ctrl-C lets in-flight requests be answered before closing
 
-log = logging.getLogger("trio_modbus.server")
+log = logging.getLogger("trio_modbus.cli")
 
 
 def default_context(
@@ -68,6 +76,22 @@ def _default_identity() -> ModbusDeviceIdentification:
     return identity
 
 
+def _grace(text: str) -> float:
+    """Parse ``--grace``: a number of seconds, zero or more (``inf`` waits for every request).
+
+    Raises:
+        argparse.ArgumentTypeError: The value is not a number, is negative or is NaN; argparse
+            reports it as a usage error naming the option.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trio-modbus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +123,16 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated unit ids, each with its own device (default: one device, any id)",
     )
     serve.add_argument("--size", type=int, default=DEFAULT_BLOCK_SIZE, help="addresses per table")
+    serve.add_argument(
+        "--grace",
+        type=_grace,
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help=(
+            "on SIGTERM or Ctrl-C, seconds to let in-flight requests be answered before "
+            f"closing (default {DEFAULT_GRACE:g}); a second signal stops at once"
+        ),
+    )
     serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -146,8 +180,53 @@ def _server(args: argparse.Namespace) -> Any:
     )
 
 
+async def _serve_until_signalled(server: Any, grace: float) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then shut it down gracefully.
+
+    The signal receiver is installed before the server starts, so that a signal sent as soon
+    as the server reports its address is caught here rather than ending the process. The first
+    signal starts ``server.shutdown(grace=grace)``: no new connections, idle ones closed,
+    in-flight requests answered for up to ``grace`` seconds. A second signal meanwhile closes
+    the server at once.
+
+    Args:
+        server: A trio_modbus server, not yet started.
+        grace: Seconds the shutdown lets in-flight requests be answered.
+    """
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with server:
+            first = await anext(signals)
+            log.info("received %s; stopping (grace %gs)", _signal_name(first), grace)
+
+            async def stop_at_once_on_another_signal() -> None:
+                again = await anext(signals)
+                log.info("received %s again; stopping at once", _signal_name(again))
+                server.close()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stop_at_once_on_another_signal)
+                await server.shutdown(grace=grace)
+                nursery.cancel_scope.cancel()
+    log.info("stopped")
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # pragma: no cover - only the two signals above arrive
+        return f"signal {signum}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line.
+
+    Args:
+        argv: The arguments after the program name; None reads ``sys.argv``.
+
+    Returns:
+        The exit status: 0 after a clean stop (SIGTERM, Ctrl-C), 1 when the transport fails,
+        2 for an unusable configuration.
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
@@ -159,13 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trio-modbus: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        async with server:
-            await trio.sleep_forever()
-
     try:
-        trio.run(run)
+        trio.run(_serve_until_signalled, server, args.grace)
     except KeyboardInterrupt:
+        # Ctrl-C outside the signal receiver's lifetime (start-up, the last moments of exit).
         log.info("interrupted, stopped")
     except OSError as exc:
         print(f"trio-modbus: {exc}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -290,6 +292,50 @@ async def test_shutdown_closes_idle_clients_and_the_listener_then_answers_in_fli
         assert package_tasks() == []
         assert open_fds() == fds_before
         await assert_port_closed(port)
+
+
+async def test_shutdown_during_a_steady_stream_of_requests_ends_with_whole_answers_and_eof() -> (
+    None
+):
+    # The client (threads with blocking sockets, so that it keeps sending while the server
+    # runs) never stops sending: when the server stops, bytes it has not read are in its
+    # socket. Closing such a socket resets the connection, which can destroy answers on their
+    # way (a client once got half an answer); the server half-closes and drops the rest
+    # instead, so the client reads whole answers in order, then the end.
+    request = b"".join(adu(7, 1, read_holding(0, 1)) for _ in range(50))
+    answer = adu(7, 1, registers_reply([0]))
+    enough = threading.Event()
+    with trio.fail_after(20):
+        async with serve_tcp(make_context(), port=0) as server:
+            sock = socket.create_connection(server.address)
+
+            def send_forever() -> None:
+                with contextlib.suppress(OSError):
+                    while True:
+                        sock.sendall(request)
+
+            def read_to_eof() -> bytes:
+                data = b""
+                while chunk := sock.recv(65536):  # ConnectionResetError on a reset
+                    data += chunk
+                    if len(data) > 2000 * len(answer):
+                        enough.set()
+                return data
+
+            async def stop_midway() -> None:
+                await trio.to_thread.run_sync(enough.wait)
+                await server.shutdown(grace=5)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.to_thread.run_sync, send_forever)
+                nursery.start_soon(stop_midway)
+                received = await trio.to_thread.run_sync(read_to_eof)
+            sock.close()
+            assert server.statistics.responses > 2000
+    # Every answer whole (no partial one at the end), and as many as the server sent.
+    assert len(received) % len(answer) == 0
+    assert received == answer * (len(received) // len(answer))
+    assert len(received) // len(answer) == server.statistics.responses
 
 
 async def test_shutdown_cancels_what_is_still_busy_when_the_grace_ends(

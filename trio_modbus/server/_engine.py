@@ -49,6 +49,8 @@ wire_log = logging.getLogger("trio_modbus.wire")
 DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a client is closed
 DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
 DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
+LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
+LINGER_QUIET = 0.1  # ... or for its client to stop sending
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
 _MIN_FRAME = 8  # the shortest MBAP frame (header + function code)
 _MIN_SERIAL_FRAME = 4  # the shortest RTU frame (address, function code, CRC); ASCII is longer
@@ -163,6 +165,27 @@ def _frame_end(data: bytes | bytearray, pos: int, size: int) -> int:
     if size - pos < 6:
         return size
     return min(size, pos + 6 + (data[pos + 4] << 8 | data[pos + 5]))
+
+
+async def _linger(stream: trio.abc.HalfCloseableStream) -> None:
+    """Close our side, then read and drop what the client still sends, until it stops.
+
+    For a server that stops while a client is sending: closing a socket that holds unread
+    bytes makes the kernel reset the connection, and a reset can destroy answers that are
+    still on their way. After ``send_eof`` the client sees every answer, then the end; the
+    requests it sent meanwhile are dropped until it closes, falls silent for LINGER_QUIET, or
+    LINGER has passed.
+    """
+    with trio.move_on_after(LINGER):
+        try:
+            await stream.send_eof()
+            while True:
+                with trio.move_on_after(LINGER_QUIET):
+                    if await stream.receive_some(65536):
+                        continue
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
@@ -480,8 +503,12 @@ class BaseServer:
             else:
                 await self.run_handler(factory(stream, conn))
         finally:
-            self._connections.pop(conn, None)
-            counters.connections_active -= 1
+            try:
+                if self._draining and isinstance(stream, trio.abc.HalfCloseableStream):
+                    await _linger(stream)
+            finally:
+                self._connections.pop(conn, None)
+                counters.connections_active -= 1
             try:
                 await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
             finally:
