@@ -11,6 +11,8 @@ Usage::
     python bench/run.py --quick         # one repeat, short windows (~3 minutes)
     python bench/run.py --servers trio_modbus,ceiling --scenarios "read10 c1*,burst*"
     python bench/run.py --update-readme # also put the tables into bench/README.md
+    python bench/run.py --baseline HEAD~1 --servers trio_modbus,base --scenarios "read10 *"
+                                        # before/after a change, side by side
 """
 
 # ruff: noqa: RUF001  (the report is typeset: multiplication signs and dashes are meant)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import json
 import os
@@ -30,6 +33,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -95,6 +99,7 @@ class ServerSpec:
     script: str
     ops: frozenset[str]
     serial: bool
+    root: Path = ROOT  # the tree whose trio_modbus the server imports
 
 
 SERVERS = {
@@ -135,11 +140,22 @@ def pinned(cpu: str, argv: Sequence[str], pin: bool) -> list[str]:
     return ["taskset", "-c", cpu, *argv] if pin else list(argv)
 
 
-def child_env() -> dict[str, str]:
-    """The environment of the servers: the work tree's package comes first on the path."""
+def child_env(root: Path = ROOT) -> dict[str, str]:
+    """The environment of the servers: ``root``'s package comes first on the path."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str) -> Iterator[Path]:
+    """The package as of git revision ``rev``, in a temporary directory (for ``--baseline``)."""
+    with tempfile.TemporaryDirectory(prefix="bench-base-") as tmp:
+        archive = subprocess.run(
+            ["git", "archive", rev, "trio_modbus"], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp)
 
 
 def read_line(stream: Any, timeout: float) -> str:
@@ -172,7 +188,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
-            env={**child_env(), "BENCH_GC_FILE": str(self.gc_file)},
+            env={**child_env(spec.root), "BENCH_GC_FILE": str(self.gc_file)},
             cwd=BENCH,
         )
         ServerProcess.pids.add(self.proc.pid)
@@ -818,6 +834,7 @@ def markdown(
     # trio_modbus's throughput over each other server's (lean: only when it ran).
     ratios = [("pymodbus", "trio/pymodbus"), ("ceiling", "trio/ceiling")]
     ratios += [("lean", "trio/lean")] if "lean" in servers else []
+    ratios += [("base", "trio/base")] if "base" in servers else []
     order = "/".join(short.get(s, s) for s in servers)
     tcp = [s for s in scenarios if s.kind == "tcp"]
 
@@ -1211,7 +1228,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--update-readme", action="store_true", help="also write the tables into README.md"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run trio_modbus as of git revision REV, as the server 'base' (before/after)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is None:
+        return run_suite(args, parser)
+    with baseline_tree(args.baseline) as root:
+        SERVERS["base"] = dataclasses.replace(SERVERS["trio_modbus"], name="base", root=root)
+        return run_suite(args, parser)
+
+
+def run_suite(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the suite the parsed command line asks for."""
 
     scenarios_all = all_scenarios()
     if args.list:
