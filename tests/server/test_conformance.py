@@ -527,6 +527,36 @@ async def test_mbpoll_reads_after_an_over_long_request(transport: Transport) -> 
             assert await mbpoll_read(session, 2) == dict(enumerate(INITIAL))
 
 
+# -- RTU: an echo of any data, whatever CRC matches hide in it -----------------------------------
+
+
+def echo_with_an_inner_crc_match(size: int) -> bytes:
+    """A return-query-data PDU (08/0000) of ``size`` data bytes whose RTU frame (unit 1) holds
+    an accidental CRC match before its end: the first match alone would cut it short."""
+    for seed in range(1_000_000):
+        pdu = b"\x08\x00\x00" + struct.pack(">I", seed) + bytes(range(size - 4))
+        body = b"\x01" + pdu
+        if any(rtu(1, body[1:n])[n:] == body[n : n + 2] for n in range(5, len(body) - 1)):
+            return pdu
+    raise AssertionError("no such echo")  # pragma: no cover
+
+
+ECHOES = [b"\x08\x00\x00", b"\x08\x00\x00\xa5", echo_with_an_inner_crc_match(40)]
+ECHOES.append(b"\x08\x00\x00" + bytes(range(250)))  # the largest echo: a 253-byte PDU
+
+
+@kinds()
+async def test_an_echo_of_any_data_is_answered(transport: Transport) -> None:
+    # 08/0000 loops back any data; over RTU only the CRC (and, on a serial line, the silence
+    # after it) tells where the frame ends. The inner match makes the first CRC match wrong.
+    with trio.fail_after(TIMEOUT):
+        async with transport.serve(unit_1_context()) as session:
+            link = await session.connect()
+            for echo in ECHOES:
+                await exchange(link, echo, echo)
+            await exchange(link, READ, ANSWER)
+
+
 # -- 2. a unit the server does not hold ----------------------------------------------------------
 
 

@@ -748,7 +748,8 @@ class BaseServer:
         lean = stream if type(stream) is SocketStream else None
         receive = stream.receive_some
         conn.last_time = received = current_time()
-        completed = framer.counters.frames  # frames completed, as of the last receive
+        completed = 0  # frames completed when a partial frame was last seen
+        inf = math.inf
         with scope:
             while not self._draining and (handler is None or handler.running):
                 conn.idle = True
@@ -838,15 +839,15 @@ class BaseServer:
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
                     break
                 if frame_timeout is not None:
-                    done = framer.counters.frames
                     if framer.pending:
-                        if conn.frame_deadline == math.inf or done != completed:
+                        done = framer.counters.frames
+                        if conn.frame_deadline == inf or done != completed:
                             # A frame started in this read: it must be complete in time,
                             # however slowly its bytes come (slowloris).
                             conn.start_frame(received + frame_timeout)
-                    elif conn.frame_deadline != math.inf:
-                        conn.start_frame(math.inf)
-                    completed = done
+                        completed = done
+                    elif conn.frame_deadline != inf:
+                        conn.start_frame(inf)
         if scope.cancelled_caught and not self._draining and timed:
             now = trio.current_time()
             if now >= conn.frame_deadline:
