@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, Self, cast
 
 import trio
 
-from trio_modbus._errors import ModbusProtocolError
+from trio_modbus._errors import ConfigurationError, ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
@@ -49,6 +49,7 @@ wire_log = logging.getLogger("trio_modbus.wire")
 DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a client is closed
 DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
 DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
+FINISH_TIMEOUT = 5.0  # seconds a request handler's async finish() may run once cancelled
 LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
 LINGER_QUIET = 0.1  # ... or for its client to stop sending
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
@@ -186,6 +187,46 @@ async def _linger(stream: trio.abc.HalfCloseableStream) -> None:
                 return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+
+def check_seconds(option: str, value: object, none_means: str) -> None:
+    """Raise ConfigurationError unless ``value`` is None or a positive, finite number.
+
+    Args:
+        option: The option's name, for the message.
+        value: What was given.
+        none_means: What None stands for, for the message (e.g. "or None (never)").
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigurationError(
+            f"{option} must be a positive number of seconds {none_means}, not {value!r}"
+        )
+
+
+def check_port(value: object) -> int:
+    """``value`` if it is a TCP/UDP port number (0..65535; 0 picks a free one).
+
+    Raises:
+        ConfigurationError: It is not an int in that range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+        raise ConfigurationError(f"port must be an int 0..65535 (0: any free port), not {value!r}")
+    return value
+
+
+def framer_type(value: object) -> FramerType:
+    """``value`` as a FramerType (a member or its name).
+
+    Raises:
+        ConfigurationError: Not a framer's name.
+    """
+    try:
+        return FramerType(value if isinstance(value, str) else repr(value))
+    except ValueError:
+        choices = ", ".join(repr(f.value) for f in FramerType)
+        raise ConfigurationError(f"framer must be one of {choices}, not {value!r}") from None
 
 
 def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
@@ -331,16 +372,23 @@ class BaseServer:
     ) -> None:
         if (context is None) == (service is None):
             raise TypeError("give exactly one of context= (a ModbusServerContext) or service=")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
-        if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive or None, not {idle_timeout}")
-        if frame_timeout is not None and not 0 < frame_timeout < math.inf:
-            raise ValueError(
-                f"frame_timeout must be a positive number of seconds or None (the idle "
-                f"timeout), not {frame_timeout}"
+        if context is not None and not (
+            hasattr(context, "__getitem__") and hasattr(context, "__contains__")
+        ):
+            raise ConfigurationError(
+                f"context must be a ModbusServerContext (unit id -> device), not "
+                f"{type(context).__name__}; wrap a device in one: "
+                f"ModbusServerContext(device, single=True)"
             )
-        self.framer = FramerType(framer)
+        if (
+            isinstance(max_in_flight, bool)
+            or not isinstance(max_in_flight, int)
+            or max_in_flight < 1
+        ):
+            raise ConfigurationError(f"max_in_flight must be an int >= 1, not {max_in_flight!r}")
+        check_seconds("idle_timeout", idle_timeout, "or None (never)")
+        check_seconds("frame_timeout", frame_timeout, "or None (the idle timeout)")
+        self.framer = framer_type(framer)
         # One diagnostic state per server, shared with its service when the service has one
         # (bus counters are counted here, server counters there: FC 0B/0C report both).
         shared = getattr(service, "diagnostics", None)
@@ -375,6 +423,7 @@ class BaseServer:
         self._connections: dict[_Connection, None] = {}
         self._activity = 0
         self._draining = False
+        self._quiet = trio.Event()  # set when a draining server has no work in progress left
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
         self._started = False
@@ -396,11 +445,23 @@ class BaseServer:
         """Decode a request PDU with this server's custom functions."""
         return decode_request(pdu, self.custom_functions)
 
-    async def serve(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Self] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run the server until cancelled or shut down.
 
         For ``await nursery.start(server.serve)``: ``task_status.started`` reports the server
         once it is bound (and, for TCP/TLS/UDP, its real port).
+
+        Raises:
+            RuntimeError: The server was started before (a server object serves once).
+            OSError: The transport cannot be opened (the port is in use, say); nothing is
+                left open.
+
+        Cancellation:
+            Cancelling it (or the scope around it) stops the server: the listener, every
+            connection, the serial port and every task of the server are closed before it
+            returns.
         """
         if self._started:
             raise RuntimeError("a server object can be started once")
@@ -431,21 +492,31 @@ class BaseServer:
     async def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop gracefully: stop accepting, let in-flight requests be answered, then close.
 
+        Idle connections are closed at once; a connection busy with a request gets its
+        answers, then the end of the stream; after ``grace`` seconds whatever is still busy is
+        cancelled. Returns when the server has stopped (at once if it is not running).
+
         Args:
             grace: Seconds to wait for connections busy with a request before cancelling them.
+
+        Cancellation:
+            Cancelling the caller still stops the server: it is told to close at once, and
+            closes as soon as its own tasks run (this call does not wait for that then).
         """
         nursery = self._nursery
         if nursery is None:
             return
         self._draining = True
-        self._stop_accepting()
-        for conn in list(self._connections):
-            if conn.idle:
-                conn.scope.cancel()
-        with trio.move_on_after(grace):
-            while self._in_progress():
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
+        try:
+            self._stop_accepting()
+            for conn in list(self._connections):
+                if conn.idle:
+                    conn.scope.cancel()
+            if self._in_progress():
+                with trio.move_on_after(grace):
+                    await self._quiet.wait()
+        finally:
+            nursery.cancel_scope.cancel()
         await self._stopped.wait()
 
     async def handle_stream(self, stream: trio.abc.Stream, *, peer: object = None) -> None:
@@ -459,6 +530,10 @@ class BaseServer:
         Args:
             stream: The client's stream.
             peer: What logs and ``RequestContext.peer`` name the client by.
+
+        Cancellation:
+            Cancelling it closes the stream (at once, without waiting for the request being
+            answered); so does stopping the server that runs it.
         """
         conn = _Connection(peer)
         self._connections[conn] = None
@@ -507,8 +582,8 @@ class BaseServer:
                 if self._draining and isinstance(stream, trio.abc.HalfCloseableStream):
                     await _linger(stream)
             finally:
-                self._connections.pop(conn, None)
                 counters.connections_active -= 1
+                self._forget(conn)
             try:
                 await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
             finally:
@@ -519,6 +594,10 @@ class BaseServer:
         """Run a request handler's lifecycle: ``setup``, ``handle``, then always ``finish``.
 
         Each of the three may be a plain method or a coroutine function.
+
+        Cancellation:
+            Cancels ``handle``; an async ``finish`` still runs, shielded from the
+            cancellation, for at most FINISH_TIMEOUT seconds (then it is cancelled too).
         """
         await _settle(handler.setup())
         try:
@@ -526,8 +605,10 @@ class BaseServer:
         finally:
             result = handler.finish()
             if inspect.isawaitable(result):
-                with trio.CancelScope(shield=True):
+                with trio.move_on_after(FINISH_TIMEOUT, shield=True) as scope:
                     await result
+                if scope.cancelled_caught:
+                    log.warning("%r: finish() took over %ss, cancelled", handler, FINISH_TIMEOUT)
 
     async def execute_request(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
         """Run one decoded request through the service; a failing service gives exception 04.
@@ -538,6 +619,9 @@ class BaseServer:
 
         Returns:
             The reply, or None when none is due.
+
+        Cancellation:
+            Cancels the service's work; the request gets no reply.
         """
         try:
             return await self.service(request, ctx)
@@ -561,13 +645,14 @@ class BaseServer:
                 finally:
                     nursery.cancel_scope.cancel()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         # Refuse a second entry before touching ``_cm``: replacing it would abandon the
         # running server's context manager (and its nursery).
         if self._started or self._cm is not None:
             raise RuntimeError("a server object can be started once")
         self._cm = self._lifetime()
-        return await self._cm.__aenter__()
+        await self._cm.__aenter__()
+        return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         assert self._cm is not None
@@ -585,6 +670,16 @@ class BaseServer:
 
     def _stop_accepting(self) -> None:
         """Stop taking new work (close the listener)."""
+
+    def _forget(self, conn: _Connection) -> None:
+        """``conn`` is gone (closed, evicted, failed): drop it, and wake a waiting shutdown."""
+        self._connections.pop(conn, None)
+        self._work_ended()
+
+    def _work_ended(self) -> None:
+        """Work that ``shutdown`` waits for ended: wake it when that was the last of it."""
+        if self._draining and not self._in_progress():
+            self._quiet.set()
 
     def _in_progress(self) -> bool:
         """Whether work that ``shutdown`` lets finish is still running (open connections)."""

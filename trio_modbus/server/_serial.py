@@ -10,6 +10,7 @@ import trio
 import trio_serial
 from trio_serial.abstract import AbstractSerialStream, Parity, StopBits
 
+from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
@@ -21,6 +22,7 @@ from trio_modbus.server._engine import (
     TracePacket,
     TracePdu,
     _traced,
+    check_seconds,
 )
 from trio_modbus.service import RequestContext, Service
 
@@ -75,13 +77,18 @@ class SerialServer(BaseServer):
         options["broadcast"] = broadcast
         super().__init__(context, **options)
         if self.framer not in (FramerType.RTU, FramerType.ASCII):
-            raise ValueError(f"a serial server speaks RTU or ASCII, not {self.framer.value}")
-        if parity.upper() not in _PARITY:
-            raise ValueError(f"parity must be one of N, E, O, M, S, not {parity!r}")
+            raise ConfigurationError(
+                f"framer of a serial server must be 'rtu' or 'ascii', not {self.framer.value!r}"
+            )
+        if not isinstance(parity, str) or parity.upper() not in _PARITY:
+            raise ConfigurationError(f"parity must be one of N, E, O, M, S, not {parity!r}")
         if stopbits not in _STOPBITS:
-            raise ValueError(f"stopbits must be 1, 1.5 or 2, not {stopbits!r}")
+            raise ConfigurationError(f"stopbits must be 1, 1.5 or 2, not {stopbits!r}")
         if bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"bytesize must be 5..8, not {bytesize!r}")
+            raise ConfigurationError(f"bytesize must be 5, 6, 7 or 8, not {bytesize!r}")
+        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
+            raise ConfigurationError(f"baudrate must be a positive int, not {baudrate!r}")
+        check_seconds("reopen_delay", reopen_delay, "")
         self.port = port
         self.baudrate = baudrate
         self.bytesize = bytesize

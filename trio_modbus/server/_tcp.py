@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import trio
 
+from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.pdu.pdu import ModbusPDU
@@ -22,6 +23,7 @@ from trio_modbus.server._engine import (
     TracePacket,
     TracePdu,
     _Connection,
+    check_port,
 )
 from trio_modbus.server._stream import SocketStream
 from trio_modbus.service import Service
@@ -80,14 +82,20 @@ class TcpServer(BaseServer):
         **options: Any,
     ) -> None:
         super().__init__(context, **options)
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an int >= 1, not {max_connections!r}"
+            )
         if limit_policy not in ("evict-oldest-idle", "reject"):
-            raise ValueError(
+            raise ConfigurationError(
                 f"limit_policy must be 'evict-oldest-idle' or 'reject', not {limit_policy!r}"
             )
         self.host = host
-        self.port = port
+        self.port = check_port(port)
         self.backlog = backlog
         self.max_connections = max_connections
         self.limit_policy = limit_policy
@@ -195,7 +203,7 @@ class TcpServer(BaseServer):
             return False
         victim.scope.cancel()
         # The victim leaves the table now so that the new client can take its place at once.
-        self._connections.pop(victim, None)
+        self._forget(victim)
         self._counters.connections_evicted += 1
         conn_log.info("%s: evicted to admit a new client", victim.peer)
         return True
@@ -205,10 +213,10 @@ class TcpServer(BaseServer):
         try:
             stream = await self._wrap(stream, conn)
         except _HandshakeFailed:
-            self._connections.pop(conn, None)
+            self._forget(conn)
             return
         except BaseException:  # cancelled during the handshake
-            self._connections.pop(conn, None)
+            self._forget(conn)
             await trio.aclose_forcefully(stream)
             raise
         await self._run_connection(stream, conn)
@@ -283,15 +291,25 @@ def make_server_ssl_context(
             Security's mutual authentication).
 
     Raises:
-        ValueError: No certificate was given.
+        ConfigurationError: No certificate was given, or a file is missing, unreadable or not
+            what it should be (named in the message).
     """
     if certfile is None:
-        raise ValueError("a TLS server needs ssl_context= or certfile= (and keyfile=)")
+        raise ConfigurationError("a TLS server needs ssl_context= or certfile= (and keyfile=)")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile, keyfile, password)
+    try:
+        ctx.load_cert_chain(certfile, keyfile, password)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"certfile={certfile!r} / keyfile={keyfile!r}: cannot load the certificate and "
+            f"its key ({exc})"
+        ) from exc
     if cafile is not None:
-        ctx.load_verify_locations(cafile)
+        try:
+            ctx.load_verify_locations(cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"cafile={cafile!r}: cannot load the CAs ({exc})") from exc
     if require_client_cert:
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx

@@ -1,0 +1,70 @@
+"""Bad server options fail at construction with a ConfigurationError naming option and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trio_modbus import ConfigurationError, ModbusDeviceContext, ModbusServerContext
+from trio_modbus.server import serve_serial, serve_tcp, serve_tls, serve_udp
+
+
+def context() -> ModbusServerContext:
+    return ModbusServerContext(ModbusDeviceContext(), single=True)
+
+
+@pytest.mark.parametrize(
+    ("factory", "options", "named"),
+    [
+        (serve_tcp, {"port": -1}, "port must be an int 0..65535 (0: any free port), not -1"),
+        (serve_tcp, {"port": 65536}, "port must be an int 0..65535"),
+        (serve_tcp, {"port": "502"}, "not '502'"),
+        (serve_udp, {"port": 70000}, "port must be an int 0..65535"),
+        (serve_tcp, {"max_in_flight": 0}, "max_in_flight must be an int >= 1, not 0"),
+        (serve_tcp, {"max_connections": 0}, "max_connections must be an int >= 1, not 0"),
+        (serve_tcp, {"limit_policy": "drop"}, "limit_policy must be 'evict-oldest-idle'"),
+        (serve_tcp, {"idle_timeout": 0}, "idle_timeout must be a positive number of seconds"),
+        (serve_tcp, {"idle_timeout": -5.0}, "not -5.0"),
+        (serve_tcp, {"frame_timeout": float("inf")}, "frame_timeout must be a positive"),
+        (serve_tcp, {"framer": "modbus"}, "framer must be one of 'socket', 'tls', 'rtu', 'ascii'"),
+        (serve_udp, {"max_datagrams": 0}, "max_datagrams must be an int >= 1, not 0"),
+        (serve_serial, {"port": "/dev/null", "framer": "socket"}, "framer of a serial server"),
+        (serve_serial, {"port": "/dev/null", "parity": "X"}, "parity must be one of N, E, O"),
+        (serve_serial, {"port": "/dev/null", "stopbits": 3}, "stopbits must be 1, 1.5 or 2"),
+        (serve_serial, {"port": "/dev/null", "bytesize": 9}, "bytesize must be 5, 6, 7 or 8"),
+        (serve_serial, {"port": "/dev/null", "baudrate": 0}, "baudrate must be a positive int"),
+        (serve_serial, {"port": "/dev/null", "reopen_delay": -1}, "reopen_delay must be"),
+    ],
+)
+def test_a_bad_option_names_itself_and_its_value(
+    factory: Any, options: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        factory(context(), **options)
+    assert named in str(info.value)
+    assert isinstance(info.value, ValueError)  # what code written against ValueError catches
+
+
+def test_a_device_context_given_as_the_server_context_is_refused() -> None:
+    # A common slip: the device itself instead of the server context that maps unit ids.
+    with pytest.raises(ConfigurationError, match=r"context must be a ModbusServerContext"):
+        serve_tcp(ModbusDeviceContext(), port=0)
+
+
+def test_missing_tls_files_are_named(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    cert, key = tls_files
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ConfigurationError, match=r"certfile=.*nope\.pem"):
+        serve_tls(context(), port=0, certfile=missing, keyfile=key)
+    with pytest.raises(ConfigurationError, match=r"cafile=.*nope\.pem"):
+        serve_tls(context(), port=0, certfile=cert, keyfile=key, cafile=missing)
+    with pytest.raises(ConfigurationError, match="needs ssl_context= or certfile="):
+        serve_tls(context(), port=0)
+
+
+def test_good_options_pass() -> None:
+    serve_tcp(context(), port=0, max_in_flight=1, idle_timeout=0.5, frame_timeout=2)
+    serve_udp(context(), port=65535, framer="rtu")
+    serve_serial(context(), port="/dev/null", framer="ascii", parity="e", stopbits=1.5)
