@@ -24,13 +24,13 @@ from trio_modbus.datastore import (
     ModbusSequentialDataBlock,
     ModbusServerContext,
 )
+from trio_modbus.server import DEFAULT_GRACE
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_GRACE", "default_context", "main"]
 
 DEFAULT_HOST = "127.0.0.1"  # the command serves loopback unless told otherwise
 DEFAULT_PORT = 5020  # unprivileged stand-in for 502
 DEFAULT_BLOCK_SIZE = 10_000  # addresses 0..9999 of each table in the embedded datastore
-DEFAULT_GRACE = 5.0  # seconds SIGTERM/Ctrl-C lets in-flight requests be answered before closing
 
 log = logging.getLogger("trio_modbus.cli")
 

@@ -53,6 +53,7 @@ _OVERRUN = -2  # a search found no frame end within the largest ADU
 _FINAL = 1  # silence: no more bytes will join the buffered ones
 _RESYNCING = 2  # after an error: the head is not a trusted frame boundary, no CRC search
 _TIMED = 4  # the caller reports silence: a frame without a length rule ends at the silence
+_NESTED = 8  # checking whether a frame follows a CRC match: any CRC match will do
 
 _Layout = tuple[int, int, bool]  # (kind, param, is_request)
 _Match = tuple[int, bool]  # (length or _NEED / _INVALID / _OVERRUN, is_request)
@@ -156,14 +157,23 @@ def _standard_layouts(function_code: int) -> tuple[_Layout, ...]:
     return ((*request, True), (*response, False))
 
 
+# The standard layouts by function code (for telling whether a frame follows a CRC match).
+_STANDARD: list[tuple[_Layout, ...]] = [_standard_layouts(fc) for fc in range(256)]
+
+
 def _search(buf: bytes, off: int, avail: int, minimum: int, mode: int) -> int:
     """The length of a frame without a length rule: where its CRC matches (residue 0).
 
-    The end of the bytes at hand wins when the CRC matches there: with ``_TIMED`` they are
-    complete only at the silence (before it the frame needs more bytes), without it (RTU over
-    TCP) they are what the client sent in one piece. Otherwise the shortest match of at least
-    ``minimum`` bytes, capped at the largest ADU. A CRC can match by chance inside any data
-    (about once in 65536 positions), so the first match alone would cut such frames short.
+    A CRC matches by chance inside data about once in 65536 positions, so the first match
+    alone would cut such frames short. Of the lengths (at least ``minimum``, at most the
+    largest ADU) where the CRC matches:
+
+    * the end of the bytes at hand wins: with ``_TIMED`` they are complete only at the silence
+      (before it the frame needs more bytes), without it (RTU over TCP) they are what the
+      client sent in one piece;
+    * else the first after which a complete frame of a known layout follows (the client sent
+      more requests with it);
+    * else the first.
     """
     if mode & _RESYNCING:
         return _INVALID
@@ -172,18 +182,26 @@ def _search(buf: bytes, off: int, avail: int, minimum: int, mode: int) -> int:
     table = _TABLE
     limit = min(avail, _MAX_ADU)
     crc = 0xFFFF
-    first = 0
+    matches: list[int] = []
     for length, byte in enumerate(buf[off : off + limit], 1):
         crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-        if not crc and not first and length >= minimum:
-            first = length
-    if not crc and limit == avail and limit >= minimum:
-        return limit
-    if first:
-        return first
-    if avail >= _MAX_ADU:
-        return _OVERRUN
-    return _INVALID if mode & _FINAL else _NEED
+        if not crc and length >= minimum:
+            matches.append(length)
+    if not matches:
+        if avail >= _MAX_ADU:
+            return _OVERRUN
+        return _INVALID if mode & _FINAL else _NEED
+    if mode & _NESTED:
+        return matches[0]
+    if matches[-1] == avail or len(matches) == 1:
+        return matches[-1]
+    for length in matches:
+        rest = avail - length
+        if rest >= _MIN_ADU:
+            after = off + length
+            if _match(_STANDARD[buf[after + 1]], buf, after, rest, _FINAL | _NESTED)[0] > 0:
+                return length
+    return matches[0]
 
 
 def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
@@ -276,9 +294,11 @@ class RTUFramer:
       decides. With ``silence_delimits`` (a serial line, whose silences the caller reports)
       the frame ends at the silence when the CRC matches there. Without it (RTU over TCP) it
       ends at the end of the bytes fed so far when the CRC matches there (a client sends a
-      frame in one piece). Otherwise it ends at the shortest length (at least 4) whose CRC
-      matches, capped at 263 bytes. A CRC matches by chance at about one position in 65536,
-      so that first match alone would cut about one echo of 125 random bytes in 500 short.
+      frame in one piece). Otherwise it ends at the first CRC match (at least 4 bytes, at
+      most 263) that a complete frame of a known layout follows (more requests sent with
+      it), or else at the first CRC match. A CRC matches by chance at about one position in
+      65536, so the first match alone would cut about one echo of 125 random bytes in 500
+      short.
       If no CRC matches yet, the framer waits for more bytes, for silence, or for 263 bytes
       (then it counts an overrun and resynchronises). This search runs only at a trusted
       frame boundary: the first byte after silence (or after creation / :meth:`reset`) or the

@@ -329,11 +329,14 @@ def decode_request(
     if not pdu:
         return ExceptionResponse(0, _ILLEGAL_FUNCTION)
     fc = pdu[0]
-    if custom and fc in custom:
-        return _decode_custom(custom[fc], pdu)
+    custom_class = custom.get(fc) if custom else None
     decoder = _DECODERS.get(fc)
-    if decoder is None:
+    if custom_class is None and decoder is None:
         return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
     if len(pdu) > MAX_PDU_SIZE:
+        # Framers deliver PDUs a few bytes past the limit so that they are answered here.
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
+    if custom_class is not None:
+        return _decode_custom(custom_class, pdu)
+    assert decoder is not None
     return decoder(pdu)

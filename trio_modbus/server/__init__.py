@@ -28,7 +28,12 @@ from trio_modbus.server._compat import (
     running_servers,
     wait_for_servers,
 )
-from trio_modbus.server._engine import DEFAULT_IDLE_TIMEOUT, BaseServer, ServerStatistics
+from trio_modbus.server._engine import (
+    DEFAULT_GRACE,
+    DEFAULT_IDLE_TIMEOUT,
+    BaseServer,
+    ServerStatistics,
+)
 from trio_modbus.server._serial import SerialServer, serve_serial
 from trio_modbus.server._tcp import (
     TcpServer,
@@ -40,6 +45,7 @@ from trio_modbus.server._tcp import (
 from trio_modbus.server._udp import UdpServer, serve_udp
 
 __all__ = [
+    "DEFAULT_GRACE",
     "DEFAULT_IDLE_TIMEOUT",
     "BaseServer",
     "ModbusBaseRequestHandler",

@@ -47,14 +47,13 @@ conn_log = logging.getLogger("trio_modbus.connection")
 wire_log = logging.getLogger("trio_modbus.wire")
 
 DEFAULT_IDLE_TIMEOUT: float | None = 300.0  # seconds without a request before a client is closed
+DEFAULT_FRAME_TIMEOUT = 300.0  # seconds a frame may take to arrive, when no idle timeout is set
 DEFAULT_MAX_IN_FLIGHT = 32  # requests parsed but not yet answered, per connection
 DEFAULT_GRACE = 5.0  # seconds shutdown() lets in-flight requests finish
 FINISH_TIMEOUT = 5.0  # seconds a request handler's async finish() may run once cancelled
 LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
 LINGER_QUIET = 0.1  # ... or for its client to stop sending
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
-_MIN_FRAME = 8  # the shortest MBAP frame (header + function code)
-_MIN_SERIAL_FRAME = 4  # the shortest RTU frame (address, function code, CRC); ASCII is longer
 
 TracePacket = Callable[[bool, bytes], bytes]
 """``trace_packet(sending, data) -> data``: see or replace raw bytes."""
@@ -168,18 +167,20 @@ def _frame_end(data: bytes | bytearray, pos: int, size: int) -> int:
     return min(size, pos + 6 + (data[pos + 4] << 8 | data[pos + 5]))
 
 
-async def _linger(stream: trio.abc.HalfCloseableStream) -> None:
+async def _linger(stream: trio.abc.Stream) -> None:
     """Close our side, then read and drop what the client still sends, until it stops.
 
     For a server that stops while a client is sending: closing a socket that holds unread
     bytes makes the kernel reset the connection, and a reset can destroy answers that are
     still on their way. After ``send_eof`` the client sees every answer, then the end; the
     requests it sent meanwhile are dropped until it closes, falls silent for LINGER_QUIET, or
-    LINGER has passed.
+    LINGER has passed. A TLS stream cannot half-close: it is only drained, so a client that
+    never pauses can still be reset when LINGER ends.
     """
     with trio.move_on_after(LINGER):
         try:
-            await stream.send_eof()
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
             while True:
                 with trio.move_on_after(LINGER_QUIET):
                     if await stream.receive_some(65536):
@@ -227,6 +228,23 @@ def framer_type(value: object) -> FramerType:
     except ValueError:
         choices = ", ".join(repr(f.value) for f in FramerType)
         raise ConfigurationError(f"framer must be one of {choices}, not {value!r}") from None
+
+
+def _unsendable(framer: MBAPFramer | RTUFramer | ASCIIFramer, frame: Frame, pdu: bytes) -> bytes:
+    """The frame to send instead of a reply that cannot be framed: exception 04.
+
+    A custom function's reply longer than 253 bytes (or empty) cannot go on the wire; the
+    defect goes to the log and the client gets 04 rather than the server going down.
+    """
+    log.error(
+        "unit %s: a reply of %d bytes to function 0x%02X cannot be sent (1..253 bytes); "
+        "answering 04",
+        frame.unit_id,
+        len(pdu),
+        frame.pdu[0] if frame.pdu else 0,
+    )
+    failure = ExceptionResponse(frame.pdu[0] if frame.pdu else 0, _DEVICE_FAILURE).encode()
+    return framer.build(frame.unit_id, failure, frame.transaction_id)
 
 
 def _traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
@@ -288,22 +306,26 @@ def unwrap_errors() -> Iterator[None]:
 
 
 class _Connection:
-    """One client stream, the scope that can stop it, and what its idle timeout watches.
+    """One client stream, the scope that can stop it, and what its deadlines watch.
 
     ``last_time`` is when the connection last received data or finished a send (or began a
-    send that has not finished). The idle watchdog arms ``scope.deadline`` at
+    send that has not finished). The idle watchdog arms an idle deadline at
     ``last_time + idle_timeout`` only for a connection that waits (``idle``: in a receive;
     ``sending``: in a send) and has waited a while; the connection disarms it when data
     arrives. A busy connection therefore pays no deadline bookkeeping per request.
 
-    ``frame_deadline`` is when the frame that has started (the framer holds part of it) must
-    be complete; ``inf`` when none has. Unlike the idle deadline it is not moved by data that
-    arrives: a client that trickles a frame byte by byte is closed when it passes.
+    ``frame_deadline`` is when the frame that has started (the framer holds part of it, its
+    first byte came at ``frame_started``) must be complete; ``inf`` when none has. Unlike the
+    idle deadline it is not moved by data that arrives: a client that trickles a frame byte by
+    byte is closed when it passes. It is held off (``serving``) while the connection works on
+    what it received, so that the server's own work (a slow service, a send the client is slow
+    to take) never counts against the client's frame.
     """
 
     __slots__ = (
         "armed",
         "frame_deadline",
+        "frame_started",
         "idle",
         "idle_deadline",
         "last_active",
@@ -311,6 +333,7 @@ class _Connection:
         "peer",
         "scope",
         "sending",
+        "serving",
     )
 
     def __init__(self, peer: object) -> None:
@@ -319,27 +342,43 @@ class _Connection:
         self.idle = True
         self.sending = False
         self.armed = False
+        self.serving = False
         self.last_active = 0
         self.last_time = 0.0
+        self.frame_started = math.inf
         self.frame_deadline = math.inf
         self.idle_deadline = math.inf
+
+    def _apply(self) -> None:
+        frame = math.inf if self.serving else self.frame_deadline
+        self.scope.deadline = min(self.idle_deadline, frame)
 
     def arm(self, deadline: float) -> None:
         """The watchdog found the connection waiting: close it at ``deadline`` (idle)."""
         self.armed = True
         self.idle_deadline = deadline
-        self.scope.deadline = min(deadline, self.frame_deadline)
+        self._apply()
 
     def disarm(self) -> None:
         """Data arrived or a send finished: the idle deadline goes, the frame deadline stays."""
         self.armed = False
         self.idle_deadline = math.inf
-        self.scope.deadline = self.frame_deadline
+        self._apply()
 
-    def start_frame(self, deadline: float) -> None:
-        """A new partial frame must be complete by ``deadline`` (``inf``: none is pending)."""
+    def hold_frame(self) -> None:
+        """Data arrived: hold the frame deadline off while the connection works on it."""
+        self.serving = True
+        self._apply()
+
+    def start_frame(self, started: float, deadline: float) -> None:
+        """A partial frame is pending: it began at ``started``, must be complete by ``deadline``.
+
+        ``inf`` for both: none is pending. The hold of :meth:`hold_frame` ends.
+        """
+        self.frame_started = started
         self.frame_deadline = deadline
-        self.scope.deadline = min(self.idle_deadline, deadline)
+        self.serving = False
+        self._apply()
 
 
 class BaseServer:
@@ -414,7 +453,9 @@ class BaseServer:
         self.max_in_flight = max_in_flight
         self.idle_timeout = idle_timeout
         # A frame that has started must be complete this long after its first byte.
-        self.frame_timeout = idle_timeout if frame_timeout is None else frame_timeout
+        if frame_timeout is None:
+            frame_timeout = DEFAULT_FRAME_TIMEOUT if idle_timeout is None else idle_timeout
+        self.frame_timeout: float = frame_timeout
         self.broadcast = broadcast
         # Set by the pymodbus-compatible layer: builds the request handler of a connection
         # (a datagram, a serial port session) from (request, connection).
@@ -579,7 +620,7 @@ class BaseServer:
                 await self.run_handler(factory(stream, conn))
         finally:
             try:
-                if self._draining and isinstance(stream, trio.abc.HalfCloseableStream):
+                if self._draining:
                     await _linger(stream)
             finally:
                 counters.connections_active -= 1
@@ -766,7 +807,10 @@ class BaseServer:
             if trace_pdu is not None:
                 response = _traced(trace_pdu, True, response)
             pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
-            out.append(framer.build(unit, pdu, frame.transaction_id))
+            try:
+                out.append(framer.build(unit, pdu, frame.transaction_id))
+            except ValueError:
+                out.append(_unsendable(framer, frame, pdu))
             counters.responses += 1
 
     async def _answer_each(
@@ -808,7 +852,10 @@ class BaseServer:
         if self.trace_pdu is not None:
             response = _traced(self.trace_pdu, True, response)
         pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
-        out.append(framer.build(frame.unit_id, pdu, frame.transaction_id))
+        try:
+            out.append(framer.build(frame.unit_id, pdu, frame.transaction_id))
+        except ValueError:
+            out.append(_unsendable(framer, frame, pdu))
         self._counters.responses += 1
 
     async def _serve_stream(
@@ -817,7 +864,7 @@ class BaseServer:
         conn: _Connection,
         handler: RequestHandler | None = None,
     ) -> None:
-        """Serve one TCP/TLS connection until EOF, error, idle timeout or shutdown.
+        """Serve one TCP/TLS connection until EOF, error, idle or frame timeout, or shutdown.
 
         A request handler's ``handle()`` calls this with itself as ``handler``.
         """
@@ -828,10 +875,7 @@ class BaseServer:
         trace_packet = self.trace_packet
         idle_timeout = self.idle_timeout
         frame_timeout = self.frame_timeout
-        # Read the clock per receive only when a deadline depends on it.
-        timed = idle_timeout is not None or frame_timeout is not None
         max_in_flight = self.max_in_flight
-        min_frame = _MIN_FRAME if isinstance(framer, MBAPFramer) else _MIN_SERIAL_FRAME
         counters = self._counters
         scope = conn.scope
         peer = conn.peer
@@ -853,10 +897,11 @@ class BaseServer:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     break
                 conn.idle = False
-                if timed:  # otherwise no deadline reads the time
-                    conn.last_time = received = current_time()
-                    if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
-                        conn.disarm()
+                conn.last_time = received = current_time()
+                if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
+                    conn.disarm()
+                if conn.frame_deadline != inf:
+                    conn.hold_frame()
                 if not data:
                     break
                 self._activity += 1
@@ -897,26 +942,33 @@ class BaseServer:
                             break
                         end = _frame_end(data, pos, size)
                     else:
-                        # Feed only as many bytes as can complete the frames there is room
-                        # for, so that at most max_in_flight requests wait for their answers.
-                        end = pos + (max_in_flight - answered) * min_frame
+                        # The whole read at once: a frame without a length rule (RTU) ends
+                        # where the bytes received end, not where a piece of them would.
+                        end = size
                     try:
                         frames = framer.feed(data[pos:end])
                     except ModbusProtocolError as exc:
                         frames, error = list(getattr(exc, "frames", ())), exc
                     pos = end
-                    before = len(out)
-                    await self._answer(frames, framer, contexts, peer, out, handler=handler)
-                    if idle_timeout is not None:
-                        # The pipeline may have taken a while (an async service): the
-                        # connection was busy until now, whether or not a reply follows.
-                        conn.last_time = current_time()
-                    answered += len(out) - before
+                    # Answer at most max_in_flight requests before sending their answers.
+                    while True:
+                        room = max_in_flight - answered
+                        batch = frames if len(frames) <= room else frames[:room]
+                        before = len(out)
+                        await self._answer(batch, framer, contexts, peer, out, handler=handler)
+                        if idle_timeout is not None:
+                            # The pipeline may have taken a while (an async service): the
+                            # connection was busy until now, whether or not a reply follows.
+                            conn.last_time = current_time()
+                        answered += len(out) - before
+                        if answered >= max_in_flight:
+                            await self._send(stream, out, conn, lean)
+                            out, answered = [], 0
+                        if batch is frames:
+                            break
+                        frames = frames[room:]
                     if error is not None:
                         break
-                    if answered >= max_in_flight:
-                        await self._send(stream, out, conn, lean)
-                        out, answered = [], 0
                 if out:
                     if lean is not None and trace_packet is None:
                         # Inline of _send's common case: the socket takes it all at once.
@@ -933,19 +985,20 @@ class BaseServer:
                     counters.protocol_errors += 1
                     conn_log.warning("%s: closing, not Modbus: %s", peer, error)
                     break
-                if frame_timeout is not None:
-                    if framer.pending:
-                        done = framer.counters.frames
-                        if conn.frame_deadline == inf or done != completed:
-                            # A frame started in this read: it must be complete in time,
-                            # however slowly its bytes come (slowloris).
-                            conn.start_frame(received + frame_timeout)
-                        completed = done
-                    elif conn.frame_deadline != inf:
-                        conn.start_frame(inf)
-        if scope.cancelled_caught and not self._draining and timed:
+                if framer.pending:
+                    done = framer.counters.frames
+                    if conn.frame_deadline == inf or done != completed:
+                        # A frame started in this read: it must be complete in time, however
+                        # slowly its bytes come (slowloris).
+                        conn.start_frame(received, received + frame_timeout)
+                    else:  # still the same frame: its deadline holds again
+                        conn.start_frame(conn.frame_started, conn.frame_deadline)
+                    completed = done
+                elif conn.frame_deadline != inf:
+                    conn.start_frame(inf, inf)
+        if scope.cancelled_caught and not self._draining:
             now = trio.current_time()
-            if now >= conn.frame_deadline:
+            if not conn.serving and now >= conn.frame_deadline:
                 counters.frame_timeouts += 1
                 conn_log.info(
                     "%s: a frame started %ss ago is still incomplete, closed", peer, frame_timeout

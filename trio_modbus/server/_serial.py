@@ -102,6 +102,7 @@ class SerialServer(BaseServer):
             baudrate, bytesize=bytesize, parity=self.parity, stopbits=stopbits
         )
         self._stream: AbstractSerialStream | None = None
+        self._busy = False  # answering requests (shutdown waits for that)
         self.port_open = trio.Event()
 
     def _describe(self) -> str:
@@ -182,10 +183,11 @@ class SerialServer(BaseServer):
         echo = b""
         while handler is None or handler.running:
             data = b""
-            if framer.pending:
+            if framer.pending or echo:
                 with trio.move_on_after(silence):
                     data = bytes(await stream.receive_some(4096))
                 if not data:
+                    echo = b""  # an echo comes at once or not at all
                     frames = framer.receive_silence()
                     await self._frames(frames, framer, stream, contexts, handler)
                     continue
@@ -195,10 +197,15 @@ class SerialServer(BaseServer):
                 raise _PortVanished()
             if echo:
                 # Drop the echo of our own reply (two-wire RS-485 adapters hear themselves).
-                n = len(echo) if data.startswith(echo) else _common_prefix(data, echo)
-                data, echo = data[n:], echo[n:]
-                if not data:
+                # Only bytes that are the echo go: anything else means there is none (the
+                # adapter does not echo), and those bytes are a request.
+                if data.startswith(echo):
+                    data, echo = data[len(echo) :], b""
+                elif echo.startswith(data):
+                    echo = echo[len(data) :]
                     continue
+                else:
+                    echo = b""
             if self.trace_packet is not None:
                 data = _traced(self.trace_packet, False, data)
             frames = framer.feed(data)
@@ -223,26 +230,27 @@ class SerialServer(BaseServer):
         contexts: dict[int, RequestContext],
         handler: RequestHandler | None,
     ) -> bytes:
-        if not frames:
+        if not frames or self._draining:  # a stopping server takes no new request
             return b""
-        out: list[bytes] = []
-        await self._answer(frames, framer, contexts, self.port, out, serial=True, handler=handler)
-        if not out:
-            return b""
-        data = b"".join(out)
-        if self.trace_packet is not None:
-            data = _traced(self.trace_packet, True, data)
-        await stream.send_all(data)
-        return data
+        self._busy = True  # shutdown lets this finish: a reply cut short garbles the bus
+        try:
+            out: list[bytes] = []
+            await self._answer(
+                frames, framer, contexts, self.port, out, serial=True, handler=handler
+            )
+            if not out:
+                return b""
+            data = b"".join(out)
+            if self.trace_packet is not None:
+                data = _traced(self.trace_packet, True, data)
+            await stream.send_all(data)
+            return data
+        finally:
+            self._busy = False
+            self._work_ended()
 
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    def _in_progress(self) -> bool:
+        return self._busy
 
 
 def serve_serial(

@@ -47,6 +47,7 @@ DEFAULT_TLS_PORT = 802  # Modbus/TCP Security
 DEFAULT_BACKLOG = 1024  # listen queue; the accept loop drains it on every wake-up
 DEFAULT_MAX_CONNECTIONS = 10_000  # concurrent clients
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0  # seconds a TLS client has to complete its handshake
+STALLED_FRAME = 1.0  # seconds a frame's end must be awaited before eviction prefers its client
 
 LimitPolicy = Literal["evict-oldest-idle", "reject"]
 
@@ -182,23 +183,26 @@ class TcpServer(BaseServer):
     def _make_room(self) -> bool:
         """Close an idle connection for a new one; False if none may go.
 
-        A connection that has started a frame and not completed it (a client trickling bytes)
-        goes first, the one that started earliest; then the least recently active one.
+        A connection whose frame has waited for its end for STALLED_FRAME seconds or more (a
+        client trickling bytes) goes first, the one whose frame started earliest; then the
+        least recently active one. (A busy client is often between two segments of a frame,
+        for far less than that.)
         """
         if self.limit_policy == "reject":
             return False
+        stalled = trio.current_time() - STALLED_FRAME
         victim: _Connection | None = None
+        best: tuple[bool, float, int] = (True, 0.0, 0)
         for conn in self._connections:
-            if (
-                conn.idle
-                and not conn.scope.cancel_called
-                and (
-                    victim is None
-                    or (conn.frame_deadline, conn.last_active)
-                    < (victim.frame_deadline, victim.last_active)
-                )
-            ):
-                victim = conn
+            if not conn.idle or conn.scope.cancel_called:
+                continue
+            started = conn.frame_started
+            if started <= stalled:  # False sorts first
+                rank = (False, started, conn.last_active)
+            else:
+                rank = (True, 0.0, conn.last_active)
+            if victim is None or rank < best:
+                victim, best = conn, rank
         if victim is None:
             return False
         victim.scope.cancel()
@@ -371,7 +375,7 @@ def serve_tcp(
         idle_timeout: Seconds without traffic before a connection is closed (None: never).
         frame_timeout: Seconds a frame may take from its first byte to its last; a client
             that trickles bytes without completing a frame is closed then, and counted in
-            ``statistics.frame_timeouts``. None: the idle timeout.
+            ``statistics.frame_timeouts``. None: the idle timeout (300 s when that is None).
         network_listen_only: Honour force listen-only (08/04) server-wide, as a serial device
             behind a gateway would; by default it gets exception 01, so that one client
             cannot silence the server for the others.
@@ -466,7 +470,7 @@ def serve_tls(
         max_in_flight: Requests parsed but not answered per connection.
         idle_timeout: Seconds without traffic before a connection is closed.
         frame_timeout: Seconds a frame may take from its first byte to its last (None: the
-            idle timeout); see :func:`serve_tcp`.
+            idle timeout, or 300 s); see :func:`serve_tcp`.
         network_listen_only: Honour force listen-only (08/04) server-wide (see
             :func:`serve_tcp`).
         backlog: Listen queue length.

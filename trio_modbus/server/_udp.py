@@ -31,7 +31,7 @@ log = logging.getLogger("trio_modbus.server")
 DEFAULT_HOST = "127.0.0.1"  # loopback unless the caller opens the server to the network
 DEFAULT_UDP_PORT = 502
 DEFAULT_MAX_DATAGRAMS = 256  # datagrams being answered at once; more are dropped and counted
-_MAX_DATAGRAM = 1024  # larger than any Modbus ADU (ASCII: 513)
+_MAX_DATAGRAM = 1024  # larger than any frame the framers take (ASCII: 527 characters)
 
 
 class UdpServer(BaseServer):
