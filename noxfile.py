@@ -18,16 +18,19 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """Run the Hypothesis properties with a large example budget (>= 100 000 each)."""
+    """Run the Hypothesis properties with a large example budget (100 000 each).
+
+    The budget is the "fuzz" Hypothesis profile of tests/conftest.py.
+    """
     session.install("-e", ".[test]")
     session.run(
         "pytest",
         "-m",
         "fuzz",
+        "--hypothesis-profile=fuzz",
         "-p",
         "no:cacheprovider",
         *session.posargs,
-        env={"TRIO_MODBUS_FUZZ_EXAMPLES": "100000"},
     )
 
 

@@ -37,8 +37,17 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
         match = re.search(r"serving on 127\.0\.0\.1:(\d+)", line)
         if match:
             return proc, int(match.group(1))
-    proc.kill()
+    _end(proc)
     raise AssertionError("the server did not report its port")
+
+
+def _end(proc: subprocess.Popen[str]) -> str:
+    """Kill the server if it still runs; the rest of its stderr (the pipe is then closed)."""
+    proc.kill()
+    proc.wait()
+    assert proc.stderr is not None
+    with proc.stderr:
+        return proc.stderr.read()
 
 
 def _request(port: int, pdu: bytes, unit: int = 1) -> bytes:
@@ -52,6 +61,7 @@ def _request(port: int, pdu: bytes, unit: int = 1) -> bytes:
         return body
 
 
+@pytest.mark.slow  # a server process
 def test_serve_command_answers_and_stops_on_ctrl_c() -> None:
     proc, port = _start()
     try:
@@ -65,10 +75,7 @@ def test_serve_command_answers_and_stops_on_ctrl_c() -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
     finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr is not None
-    log = proc.stderr.read()
+        log = _end(proc)
     assert "received SIGINT; stopping (grace 5s)" in log
     assert STOPPED.search(log), log
     with pytest.raises(OSError):
@@ -99,6 +106,7 @@ def _parse_answers(data: bytes) -> list[int]:
     return ids
 
 
+@pytest.mark.slow  # a server process
 def test_sigterm_during_pipelined_traffic_answers_whole_frames_then_exits_0() -> None:
     # A client that never stops sending pipelined batches: when SIGTERM arrives, requests
     # are in flight and more keep coming. Every answer that arrives must be whole and in
@@ -125,17 +133,15 @@ def test_sigterm_during_pipelined_traffic_answers_whole_frames_then_exits_0() ->
             assert proc.wait(timeout=20) == 0
         writer.join(timeout=10)
     finally:
-        proc.kill()
-        proc.wait()
+        log = _end(proc)
     ids = _parse_answers(bytes(data))
     # Answered in order from the first request, none skipped among those answered.
     assert ids == [i & 0xFFFF for i in range(len(ids))]
-    assert proc.stderr is not None
-    log = proc.stderr.read()
     assert "received SIGTERM; stopping (grace 5s)" in log
     assert STOPPED.search(log), log
 
 
+@pytest.mark.slow  # a server process
 def test_sigterm_stops_an_idle_server_promptly_and_closes_idle_clients() -> None:
     grace = 30.0
     proc, port = _start("--grace", str(grace))
@@ -149,10 +155,7 @@ def test_sigterm_stops_an_idle_server_promptly_and_closes_idle_clients() -> None
             # Idle: nothing to wait for, so the grace period does not delay the exit.
             assert time.monotonic() - started < grace / 2
     finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr is not None
-    log = proc.stderr.read()
+        log = _end(proc)
     assert "received SIGTERM; stopping (grace 30s)" in log
     assert STOPPED.search(log), log
 
@@ -216,6 +219,7 @@ def test_a_bad_grace_is_a_usage_error_naming_the_option_and_value(
     assert repr(value) in err
 
 
+@pytest.mark.slow  # a server process
 def test_units_option_serves_only_those_units() -> None:
     proc, port = _start("--units", "1,2")
     try:
@@ -224,6 +228,7 @@ def test_units_option_serves_only_those_units() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+        _end(proc)
 
 
 def test_default_context_layout() -> None:

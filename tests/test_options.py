@@ -10,6 +10,8 @@ import pytest
 from trio_modbus import ConfigurationError, ModbusDeviceContext, ModbusServerContext
 from trio_modbus.server import serve_serial, serve_tcp, serve_tls, serve_udp
 
+from ._tls import TlsFiles
+
 
 def context() -> ModbusServerContext:
     return ModbusServerContext(ModbusDeviceContext(), single=True)
@@ -53,8 +55,8 @@ def test_a_device_context_given_as_the_server_context_is_refused() -> None:
         serve_tcp(ModbusDeviceContext(), port=0)
 
 
-def test_missing_tls_files_are_named(tmp_path: Path, tls_files: tuple[str, str]) -> None:
-    cert, key = tls_files
+def test_missing_tls_files_are_named(tmp_path: Path, tls_files: TlsFiles) -> None:
+    cert, key = tls_files.server_cert, tls_files.server_key
     missing = str(tmp_path / "nope.pem")
     with pytest.raises(ConfigurationError, match=r"certfile=.*nope\.pem"):
         serve_tls(context(), port=0, certfile=missing, keyfile=key)

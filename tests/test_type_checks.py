@@ -10,6 +10,8 @@ import pytest
 
 TYPE_CHECKS = Path(__file__).parent / "type_checks"
 
+pytestmark = pytest.mark.slow  # mypy runs in a process of its own
+
 
 @pytest.mark.parametrize("path", sorted(TYPE_CHECKS.glob("*.py")), ids=lambda p: p.name)
 def test_user_facing_types(path: Path, tmp_path: Path) -> None:

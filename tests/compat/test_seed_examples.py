@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pty import SocatPair
 from pymodbus import FramerType
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient, ModbusTlsClient
+
+from .._pty import SocatPair
+from .._tls import TlsFiles
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "seed_examples"
@@ -175,6 +177,7 @@ def _query(example: Example, check: Callable[[ModbusTcpClient], None]) -> None:
 PORT_0 = "('127.0.0.1', 0)"
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_simple_tcp_server(tmp_path: Path) -> None:
     with run_example(tmp_path, "simple_tcp.py", [("('127.0.0.1', 5020)", PORT_0)]) as example:
 
@@ -189,6 +192,7 @@ def test_simple_tcp_server(tmp_path: Path) -> None:
         _finish(example)
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_simple_tcp_server_stops_on_ctrl_c(tmp_path: Path) -> None:
     replacements = [("('127.0.0.1', 5020)", PORT_0)]
     with run_example(tmp_path, "simple_tcp.py", replacements, mode="sigint") as example:
@@ -196,6 +200,7 @@ def test_simple_tcp_server_stops_on_ctrl_c(tmp_path: Path) -> None:
         _finish(example, expect="INTERRUPTED")
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_multi_device_server(tmp_path: Path) -> None:
     with run_example(tmp_path, "multi_device.py", [("('0.0.0.0', 502)", PORT_0)]) as example:
 
@@ -221,6 +226,7 @@ def test_multi_device_server(tmp_path: Path) -> None:
         _finish(example)
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_server_with_device_identity(tmp_path: Path) -> None:
     with run_example(tmp_path, "device_identity.py", [("('127.0.0.1', 502)", PORT_0)]) as example:
 
@@ -236,6 +242,7 @@ def test_server_with_device_identity(tmp_path: Path) -> None:
         _finish(example)
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_async_tcp_server_under_asyncio(tmp_path: Path) -> None:
     replacements = [("('127.0.0.1', 5020)", PORT_0)]
     with run_example(tmp_path, "async_tcp.py", replacements, mode="sigint") as example:
@@ -249,6 +256,7 @@ def test_async_tcp_server_under_asyncio(tmp_path: Path) -> None:
         _finish(example, expect="INTERRUPTED")
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_serial_server(tmp_path: Path, socat_pair: SocatPair) -> None:
     replacements = [("'/dev/ttyUSB0'", repr(socat_pair.server))]
     with run_example(tmp_path, "serial.py", replacements) as example:
@@ -265,6 +273,7 @@ def test_serial_server(tmp_path: Path, socat_pair: SocatPair) -> None:
         _finish(example)
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_server_with_custom_function(tmp_path: Path) -> None:
     with run_example(tmp_path, "custom_function.py", [("('127.0.0.1', 502)", PORT_0)]) as example:
         host, port = example.address
@@ -280,8 +289,9 @@ def test_server_with_custom_function(tmp_path: Path) -> None:
         _finish(example)
 
 
-def test_tls_server(tmp_path: Path, tls_files: tuple[str, str]) -> None:
-    cert, key = tls_files
+@pytest.mark.slow  # the example runs in a process of its own
+def test_tls_server(tmp_path: Path, tls_files: TlsFiles) -> None:
+    cert, key = tls_files.server_cert, tls_files.server_key
     replacements = [
         ('certfile="server.crt"', f"certfile={cert!r}"),
         ('keyfile="server.key"', f"keyfile={key!r}"),
@@ -289,7 +299,7 @@ def test_tls_server(tmp_path: Path, tls_files: tuple[str, str]) -> None:
     ]
     with run_example(tmp_path, "tls.py", replacements) as example:
         host, port = example.address
-        sslctx = ssl.create_default_context(cafile=cert)  # the server's self-signed cert
+        sslctx = ssl.create_default_context(cafile=tls_files.ca)
         sslctx.check_hostname = False  # pymodbus's client connects by address, without SNI
         client = ModbusTlsClient(host, port=port, sslctx=sslctx, timeout=5)
         assert client.connect()
@@ -300,6 +310,7 @@ def test_tls_server(tmp_path: Path, tls_files: tuple[str, str]) -> None:
         _finish(example)
 
 
+@pytest.mark.slow  # the example runs in a process of its own
 def test_server_configuration_options(tmp_path: Path) -> None:
     replacements = [("('0.0.0.0', 502)", PORT_0)]
     with run_example(tmp_path, "configuration_options.py", replacements) as example:

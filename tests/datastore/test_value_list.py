@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import pickle
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -30,7 +29,7 @@ from hypothesis.stateful import (
 from trio_modbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock
 from trio_modbus.datastore.blocks import ValueList
 
-EXAMPLES = int(os.environ.get("TRIO_MODBUS_FUZZ_EXAMPLES", "60"))
+from .._fuzz import fuzz_settings
 
 # Mostly register values (so that an image exists most of the time), sometimes one that does
 # not fit in a register: a bool fits (it is an int), a float or an int outside 0..0xFFFF not.
@@ -237,12 +236,8 @@ def value_list_machine(values: st.SearchStrategy[Any]) -> type[RuleBasedStateMac
     return ValueListMachine
 
 
-STATEFUL = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# A run of up to 25 steps is an example: 60 of them is this machine's everyday budget.
+STATEFUL = fuzz_settings(60, stateful_step_count=25)
 # Register values only: the image exists nearly all the time, so steps run against a built one.
 TestValueListOfRegisters = value_list_machine(st.one_of(registers, st.booleans())).TestCase
 TestValueListOfRegisters.settings = STATEFUL

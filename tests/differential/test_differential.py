@@ -29,13 +29,16 @@ from typing import Any
 
 import pytest
 import trio
-from _crc import reference_crc
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import trio_modbus
+from tests._crc import reference_crc
 from tests.differential import deviations as dv
 from tests.differential.server_script import build, reset
+
+# Against pymodbus, 10 000 generated requests per framing: the suite's slowest module.
+pytestmark = pytest.mark.slow
 
 # One switch between trio_modbus's native API and its pymodbus-compatible server class.
 USE_COMPAT_SERVER = True

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from _crc import reference_crc
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_modbus.framing import RTU_FAST_T15, RTU_FAST_T35, crc16, crc16_bytes, lrc, rtu_timing
+
+from .._crc import reference_crc
 
 # (address + PDU, CRC bytes in wire order). Sources: Modbus over Serial Line V1.02 section 6.2.2
 # ("02 07" -> 41 12), the MODBUS-NOTES example (01 03 00 00 00 01 -> 84 0A) and the widely

@@ -9,8 +9,8 @@ format allows to be recovered, and must keep its buffer bounded:
   found only by CRC search, i.e. an unknown function, directly after garbage is the exception).
 * ASCII: every intact frame (each ``:`` restarts the frame).
 
-The example budget comes from ``TRIO_MODBUS_FUZZ_EXAMPLES`` (300 by default; 100 000 in the
-nox ``fuzz`` session).
+The example budget is the fuzz budget of tests/_fuzz.py (300 by default; 100 000 under the
+"fuzz" Hypothesis profile of the nox ``fuzz`` session).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from trio_modbus.framing import (
     MAX_FRAMED_ASCII,
+    MAX_FRAMED_PDU,
+    MAX_FRAMED_RTU_ADU,
     ASCIIFramer,
     Frame,
     FramingError,
@@ -33,9 +35,16 @@ from trio_modbus.framing import (
     RtuSizeRule,
 )
 
-from ._fuzz import fuzz_settings
+from .._fuzz import fuzz_settings
 
 pytestmark = pytest.mark.fuzz
+FUZZ = fuzz_settings()
+
+# The MBAP length field the framer takes (unit id + PDU: 2..261, past the specification's 254 so
+# that a request a step past a limit gets exception 03), and the most it buffers: one frame
+# short of its last byte.
+MAX_LENGTH = MAX_FRAMED_PDU + 1
+MAX_MBAP_PENDING = 6 + MAX_LENGTH - 1
 
 # ---------------------------------------------------------------------------------------------
 # Reference checksums, written from the specification (independent of the code under test).
@@ -103,7 +112,7 @@ def mbap_reference(stream: bytes) -> tuple[list[Frame], bool]:
         left = len(stream) - pos
         if left >= 4 and stream[pos + 2 : pos + 4] != b"\x00\x00":
             return frames, True
-        if left >= 6 and not 2 <= int.from_bytes(stream[pos + 4 : pos + 6], "big") <= 254:
+        if left >= 6 and not 2 <= int.from_bytes(stream[pos + 4 : pos + 6], "big") <= MAX_LENGTH:
             return frames, True
         if left < 7:
             return frames, False
@@ -115,7 +124,7 @@ def mbap_reference(stream: bytes) -> tuple[list[Frame], bool]:
         pos = end
 
 
-@fuzz_settings
+@FUZZ
 @given(st.data())
 def test_mbap_stream(data: st.DataObject) -> None:
     items = data.draw(
@@ -142,7 +151,7 @@ def test_mbap_stream(data: st.DataObject) -> None:
             got += error.frames
             raised = True
             assert framer.pending == 0
-        assert framer.pending < 260
+        assert framer.pending <= MAX_MBAP_PENDING
     expected, bad = mbap_reference(stream)
     assert got == expected
     assert raised == bad
@@ -152,7 +161,7 @@ def test_mbap_stream(data: st.DataObject) -> None:
         assert got == before_garbage and not raised and framer.pending == 0
 
 
-@fuzz_settings
+@FUZZ
 @given(st.lists(st.binary(max_size=300), max_size=20))
 def test_mbap_random_chunks_raise_only_protocol_errors(chunks: list[bytes]) -> None:
     framer = MBAPFramer()
@@ -161,7 +170,7 @@ def test_mbap_random_chunks_raise_only_protocol_errors(chunks: list[bytes]) -> N
             framer.feed(chunk)
         except FramingError:
             assert framer.failed
-        assert framer.pending < 260
+        assert framer.pending <= MAX_MBAP_PENDING
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +356,7 @@ def rtu_expectations(items: Sequence[RtuItem]) -> tuple[list[Frame], int, int]:
     return expected, counted, recovered_bytes
 
 
-@fuzz_settings
+@FUZZ
 @given(st.data())
 def test_rtu_stream(data: st.DataObject) -> None:
     items = data.draw(st.lists(rtu_item(), max_size=8))
@@ -369,7 +378,7 @@ def test_rtu_stream(data: st.DataObject) -> None:
             continue
         for chunk in data.draw(chunked(segment)):
             got += framer.feed(chunk)
-            assert framer.pending < 256
+            assert framer.pending < MAX_FRAMED_RTU_ADU
         segment = b""
         got += framer.receive_silence()
         assert framer.pending == 0
@@ -380,7 +389,7 @@ def test_rtu_stream(data: st.DataObject) -> None:
         assert framer.counters.comm_errors == framer.counters.overruns == 0
 
 
-@fuzz_settings
+@FUZZ
 @given(st.data())
 def test_rtu_requests_are_returned_without_waiting(data: st.DataObject) -> None:
     # Pipelined requests with no silence: each one comes out with its last byte.
@@ -410,7 +419,7 @@ def test_rtu_requests_are_returned_without_waiting(data: st.DataObject) -> None:
     assert framer.counters.comm_errors == framer.counters.dropped_bytes == 0
 
 
-@fuzz_settings
+@FUZZ
 @given(st.lists(st.one_of(st.binary(max_size=300), st.none()), max_size=20))
 def test_rtu_random_chunks_never_raise(chunks: list[bytes | None]) -> None:
     framer = rtu_framer()
@@ -422,7 +431,7 @@ def test_rtu_random_chunks_never_raise(chunks: list[bytes | None]) -> None:
         else:
             framer.feed(chunk)
             total += len(chunk)
-            assert framer.pending < 256
+            assert framer.pending < MAX_FRAMED_RTU_ADU
     framer.receive_silence()
     assert framer.counters.dropped_bytes <= total
 
@@ -454,7 +463,7 @@ ASCII_GARBAGE = st.one_of(
 )
 
 
-@fuzz_settings
+@FUZZ
 @given(st.data())
 def test_ascii_stream(data: st.DataObject) -> None:
     delimiter = data.draw(st.sampled_from(DELIMITERS))
@@ -484,7 +493,7 @@ def test_ascii_stream(data: st.DataObject) -> None:
     assert framer.counters.frames == len(got)
 
 
-@fuzz_settings
+@FUZZ
 @given(st.lists(st.binary(max_size=600), max_size=20))
 def test_ascii_random_chunks_never_raise(chunks: list[bytes]) -> None:
     framer = ASCIIFramer()

@@ -1,8 +1,6 @@
-"""Shared datastore, expected values and value types of the interop tests (no fixtures)."""
+"""Shared datastore and expected values of the interop tests (no fixtures)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from trio_modbus import (
     ModbusDeviceContext,
@@ -72,27 +70,3 @@ def server_id() -> bytes:
 def masked(value: int, and_mask: int, or_mask: int) -> int:
     """The spec's mask-write result: (current AND and_mask) OR (or_mask AND NOT and_mask)."""
     return (value & and_mask) | (or_mask & ~and_mask & 0xFFFF)
-
-
-@dataclass(frozen=True)
-class PtyPair:
-    """Two linked pseudo-terminals: what one end writes, the other reads."""
-
-    server: str
-    client: str
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A throwaway PKI: a CA, a server certificate for 127.0.0.1/localhost, a client one.
-
-    ``stranger_*`` is a self-signed client certificate the CA never signed.
-    """
-
-    ca: str
-    server_cert: str
-    server_key: str
-    client_cert: str
-    client_key: str
-    stranger_cert: str
-    stranger_key: str

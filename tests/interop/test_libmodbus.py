@@ -14,10 +14,10 @@ import trio
 
 from trio_modbus import FramerType, serve_serial, serve_tcp
 
+from .._pty import SocatPair
 from ._support import (
     TIMEOUT,
     UNIT,
-    PtyPair,
     coil,
     discrete_input,
     holding,
@@ -28,7 +28,7 @@ from ._support import (
     server_id,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 RUN_TIMEOUT = 15  # seconds one run of the client may take (it waits 3 s per reply at most)
 
@@ -129,19 +129,19 @@ async def test_libmodbus_tcp(libmodbus_client: str) -> None:
     check_datastore(context)
 
 
-async def test_libmodbus_rtu_over_pty(libmodbus_client: str, pty_pair: PtyPair) -> None:
+async def test_libmodbus_rtu_over_pty(libmodbus_client: str, socat_pair: SocatPair) -> None:
     context = make_context()
     with trio.fail_after(TIMEOUT):
         async with serve_serial(
             context,
-            port=pty_pair.server,
+            port=socat_pair.server,
             framer=FramerType.RTU,
             baudrate=115200,
             identity=make_identity(),
         ) as server:
             await server.port_open.wait()
             status, lines = await run_client(
-                libmodbus_client, "rtu", pty_pair.client, "115200", str(UNIT), *commands()
+                libmodbus_client, "rtu", socat_pair.client, "115200", str(UNIT), *commands()
             )
             check_output(lines)
             assert status == 1

@@ -15,11 +15,11 @@ import trio
 
 from trio_modbus import FramerType, serve_serial, serve_tcp
 
+from .._pty import SocatPair
 from ._support import (
     CLIENT_TIMEOUT,
     TIMEOUT,
     UNIT,
-    PtyPair,
     coil,
     discrete_input,
     holding,
@@ -29,7 +29,7 @@ from ._support import (
     server_id,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 RUN_TIMEOUT = 10  # seconds one mbpoll run may take
 _VALUE = re.compile(r"^\[(\d+)\]:\s+(\S+)\s*$", re.MULTILINE)
@@ -130,19 +130,19 @@ async def test_mbpoll_tcp(mbpoll: str) -> None:
         assert server.statistics.protocol_errors == 0
 
 
-async def test_mbpoll_rtu_over_pty(mbpoll: str, pty_pair: PtyPair) -> None:
+async def test_mbpoll_rtu_over_pty(mbpoll: str, socat_pair: SocatPair) -> None:
     context = make_context()
     with trio.fail_after(TIMEOUT):
         async with serve_serial(
             context,
-            port=pty_pair.server,
+            port=socat_pair.server,
             framer=FramerType.RTU,
             baudrate=115200,
             identity=make_identity(),
         ) as server:
             await server.port_open.wait()
             link = ["-m", "rtu", "-b", "115200", "-d", "8", "-s", "1", "-P", "none"]
-            run = make_runner(mbpoll, link, pty_pair.client)
+            run = make_runner(mbpoll, link, socat_pair.client)
             await mbpoll_script(run, context)
             # -u: report slave id (0x11). mbpoll reads the first byte as the id, the second
             # as the run status, and shows the rest (our run indicator 0xFF last) as data.

@@ -21,12 +21,14 @@ from pymodbus.client import (
     ModbusSerialClient,
     ModbusTcpClient,
     ModbusTlsClient,
-    ModbusUdpClient,
 )
 from pymodbus.exceptions import ModbusException
 
 from trio_modbus import FramerType, serve_serial, serve_tcp, serve_tls, serve_udp
 
+from .._pty import SocatPair
+from .._pymodbus import ModbusUdpClient
+from .._tls import TlsFiles
 from ._support import (
     CLIENT_TIMEOUT,
     PRODUCT_CODE,
@@ -34,8 +36,6 @@ from ._support import (
     TIMEOUT,
     UNIT,
     VENDOR,
-    PtyPair,
-    TlsFiles,
     coil,
     discrete_input,
     holding,
@@ -46,7 +46,7 @@ from ._support import (
     server_id,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 ClientFactory = Callable[[], Any]
 
@@ -195,7 +195,7 @@ def resources(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     if kind == "tls":
         return {"tls": request.getfixturevalue("tls_files")}
     if kind.startswith("serial-"):
-        return {"pty": request.getfixturevalue("pty_pair")}
+        return {"pty": request.getfixturevalue("socat_pair")}
     return {}
 
 
@@ -231,7 +231,7 @@ async def running(
             sslctx = client_ssl_context(tls)
             yield server, lambda: ModbusTlsClient(host, port=port, sslctx=sslctx, **common)
     elif kind in ("serial-rtu", "serial-ascii"):
-        pty: PtyPair = resources["pty"]
+        pty: SocatPair = resources["pty"]
         ascii_ = kind == "serial-ascii"
         async with serve_serial(
             context,
@@ -363,16 +363,16 @@ def serial_addressing(client: Any) -> None:
 
 @pytest.mark.parametrize("framer", [FramerType.RTU, FramerType.ASCII])
 async def test_pymodbus_serial_broadcast_and_other_units(
-    framer: FramerType, pty_pair: PtyPair
+    framer: FramerType, socat_pair: SocatPair
 ) -> None:
     context = make_context()
     with trio.fail_after(TIMEOUT):
         async with serve_serial(
-            context, port=pty_pair.server, framer=framer, baudrate=115200, broadcast=True
+            context, port=socat_pair.server, framer=framer, baudrate=115200, broadcast=True
         ) as server:
             await server.port_open.wait()
             client = ModbusSerialClient(
-                pty_pair.client,
+                socat_pair.client,
                 framer=PymodbusFramer(framer.value),
                 baudrate=115200,
                 timeout=0.5,  # the wait for the silent station's reply

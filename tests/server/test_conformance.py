@@ -29,7 +29,7 @@ from typing import Any
 import pymodbus
 import pytest
 import trio
-from pymodbus.client import ModbusSerialClient, ModbusTcpClient, ModbusTlsClient, ModbusUdpClient
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient, ModbusTlsClient
 
 from trio_modbus import FramerType
 from trio_modbus.datastore import ModbusServerContext
@@ -46,6 +46,8 @@ from trio_modbus.server import (
     serve_udp,
 )
 
+from .._pymodbus import ModbusUdpClient
+from .._tls import TlsFiles
 from ._mb import (
     PtyEnd,
     adu,
@@ -146,7 +148,12 @@ KINDS = [
 
 def kinds(select: Callable[[Kind], bool] = lambda kind: True) -> Any:
     """Parametrize the ``transport`` fixture with the kinds ``select`` picks."""
-    chosen = [pytest.param(kind, id=kind.name) for kind in KINDS if select(kind)]
+    chosen = [
+        # A serial line is a socat pty pair: slow.
+        pytest.param(kind, id=kind.name, marks=[pytest.mark.slow] if kind.serial_line else [])
+        for kind in KINDS
+        if select(kind)
+    ]
     return pytest.mark.parametrize("transport", chosen, indirect=True)
 
 
@@ -275,7 +282,8 @@ class Session:
         if kind.transport == "tcp":
             link = StreamLink(kind, await trio.open_tcp_stream("127.0.0.1", self.port))
         elif kind.transport == "tls":
-            ssl_context = ssl.create_default_context(cafile=self.transport.tls[0])
+            assert self.transport.tls is not None
+            ssl_context = ssl.create_default_context(cafile=self.transport.tls.ca)
             stream = await trio.open_ssl_over_tcp_stream(
                 "127.0.0.1", self.port, ssl_context=ssl_context
             )
@@ -297,14 +305,15 @@ class Transport:
 
     kind: Kind
     pty: Any = None  # the SocatPair of a serial line
-    tls: Any = None  # (certificate, key) of TLS
+    tls: TlsFiles | None = None  # the PKI of TLS
 
     def _native(self, context: ModbusServerContext, options: dict[str, Any]) -> BaseServer:
         kind = self.kind
         if kind.transport == "tcp":
             return serve_tcp(context, port=0, framer=kind.framer, **options)
         if kind.transport == "tls":
-            cert, key = self.tls
+            assert self.tls is not None
+            cert, key = self.tls.server_cert, self.tls.server_key
             return serve_tls(context, port=0, certfile=cert, keyfile=key, **options)
         if kind.transport == "udp":
             return serve_udp(context, port=0, framer=kind.framer, **options)
@@ -320,7 +329,8 @@ class Transport:
     def _compat(self, context: ModbusServerContext, options: dict[str, Any]) -> Any:
         kind = self.kind
         if kind.transport == "tls":
-            cert, key = self.tls
+            assert self.tls is not None
+            cert, key = self.tls.server_cert, self.tls.server_key
             return ModbusTlsServer(context, address=LOCAL, certfile=cert, keyfile=key, **options)
         if kind.transport == "udp":
             return ModbusUdpServer(context, address=LOCAL, **options)
@@ -455,7 +465,8 @@ def pymodbus_client(session: Session) -> Any:
             session.transport.pty.client, framer=framer, baudrate=115200, **options
         )
     if kind.transport == "tls":
-        ssl_context = ssl.create_default_context(cafile=session.transport.tls[0])
+        assert session.transport.tls is not None
+        ssl_context = ssl.create_default_context(cafile=session.transport.tls.ca)
         ssl_context.check_hostname = False  # pymodbus's sync client sends no host name
         return ModbusTlsClient("127.0.0.1", port=session.port, sslctx=ssl_context, **options)
     if kind.transport == "udp":
@@ -516,6 +527,7 @@ async def mbpoll_read(session: Session, count: int) -> dict[int, int]:
     return {int(ref): int(value, 0) for ref, value in _MBPOLL_VALUE.findall(out)}
 
 
+@pytest.mark.slow  # drives mbpoll
 @kinds(lambda kind: kind.name in ("tcp", "compat-tcp", "serial-rtu", "compat-serial-rtu"))
 async def test_mbpoll_reads_after_an_over_long_request(transport: Transport) -> None:
     # mbpoll (libmodbus) refuses more than 123 registers itself ("Too many data"), so the

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from service_helpers import UNIT, FailingBlock, SpyBlock, ask, block, device, h, service
 
 from trio_modbus.datastore import (
     ModbusDeviceContext,
@@ -14,6 +13,8 @@ from trio_modbus.datastore import (
 )
 from trio_modbus.pdu import ExceptionCode, ExceptionResponse, ModbusPDU, decode_request
 from trio_modbus.service import DatastoreService, RequestContext
+
+from ._helpers import UNIT, FailingBlock, SpyBlock, ask, block, device, h, service
 
 # -- unit ids -------------------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ Devices use ``zero_mode=False`` (pymodbus's default): the spec's "coil 20" is pr
 
 from __future__ import annotations
 
-from service_helpers import ask as ask_
-from service_helpers import block, device, h, service
-
 from trio_modbus.datastore import ModbusDeviceContext, ModbusDeviceIdentification
+
+from ._helpers import ask as ask_
+from ._helpers import block, device, h, service
 
 # 6.1: coils 27..20 = CD, 35..28 = 6B, 38..36 = 05 (MSB printed first).
 COILS = {20 + i: 0xCD >> i & 1 for i in range(8)}

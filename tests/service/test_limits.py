@@ -8,13 +8,14 @@ registers answers start 96 quantity 4, and refuses quantity 5 with 02.
 from __future__ import annotations
 
 import pytest
-from service_helpers import ask, block, device, h, service
 
 from trio_modbus.datastore import (
     ModbusDeviceContext,
     ModbusSequentialDataBlock,
     ModbusSparseDataBlock,
 )
+
+from ._helpers import ask, block, device, h, service
 
 # -- every function code: truncated and over-long, end to end ---------------------------------
 

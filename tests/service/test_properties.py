@@ -7,22 +7,18 @@ silent in listen-only mode (or for the 08/04 that enters it).
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from service_helpers import ask, block, device, service
 
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.pdu import FunctionCode
 from trio_modbus.service import DatastoreService
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("TRIO_MODBUS_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from .._fuzz import fuzz_settings
+from ._helpers import ask, block, device, service
+
+FUZZ = fuzz_settings()
 
 KNOWN_CODES = [int(fc) for fc in FunctionCode]
 

@@ -30,8 +30,6 @@ import pymodbus
 import pytest
 import trio
 import trio.testing
-from _crc import reference_crc
-from _pty import SocatPair
 from pymodbus.client import (
     AsyncModbusTcpClient,
     AsyncModbusTlsClient,
@@ -39,7 +37,6 @@ from pymodbus.client import (
     ModbusSerialClient,
     ModbusTcpClient,
     ModbusTlsClient,
-    ModbusUdpClient,
 )
 
 from trio_modbus import (
@@ -72,6 +69,11 @@ from trio_modbus.server import (
     running_servers,
     wait_for_servers,
 )
+
+from .._crc import reference_crc
+from .._pty import SocatPair
+from .._pymodbus import ModbusUdpClient
+from .._tls import TlsFiles
 
 T = TypeVar("T")
 
@@ -234,9 +236,9 @@ def tcp_client(port: int, **options: Any) -> ModbusTcpClient:
     return ModbusTcpClient("127.0.0.1", port=port, timeout=CLIENT_TIMEOUT, retries=0, **options)
 
 
-def client_sslctx(cert: str) -> ssl.SSLContext:
-    """Trusts the self-signed test certificate (pymodbus's sync client sends no host name)."""
-    ctx = ssl.create_default_context(cafile=cert)
+def client_sslctx(tls: TlsFiles) -> ssl.SSLContext:
+    """Trusts the test CA (pymodbus's sync client sends no host name)."""
+    ctx = ssl.create_default_context(cafile=tls.ca)
     ctx.check_hostname = False
     return ctx
 
@@ -419,8 +421,8 @@ def test_serial_server_stores_every_seed_parameter_given_positionally() -> None:
         ModbusSerialServer(context)
 
 
-def test_tls_server_stores_its_parameters(tls_files: tuple[str, str]) -> None:
-    cert, key = tls_files
+def test_tls_server_stores_its_parameters(tls_files: TlsFiles) -> None:
+    cert, key = tls_files.server_cert, tls_files.server_key
     sslctx = server_sslctx(cert, key)
     server = ModbusTlsServer(
         make_context(), None, None, LOCAL, sslctx, None, None, True, False, False, 5, None,
@@ -964,10 +966,10 @@ def test_shutdown_and_server_close_from_asyncio() -> None:
 
 
 @pytest.mark.parametrize("kind", ["tcp", "udp", "tls", "rtu-over-tcp"])
-def test_start_async_under_asyncio(kind: str, tls_files: tuple[str, str]) -> None:
+def test_start_async_under_asyncio(kind: str, tls_files: TlsFiles) -> None:
     """A pymodbus-style asyncio script: StartAsync* in a task, an asyncio client,
     ServerAsyncStop; the task then returns the server."""
-    cert, key = tls_files
+    cert, key = tls_files.server_cert, tls_files.server_key
     common = {"timeout": CLIENT_TIMEOUT, "retries": 0}
 
     async def main() -> None:
@@ -990,7 +992,7 @@ def test_start_async_under_asyncio(kind: str, tls_files: tuple[str, str]) -> Non
             client = AsyncModbusUdpClient("127.0.0.1", port=port, **common)
         elif kind == "tls":
             client = AsyncModbusTlsClient(
-                "127.0.0.1", port=port, sslctx=client_sslctx(cert), **common
+                "127.0.0.1", port=port, sslctx=client_sslctx(tls_files), **common
             )
         else:
             client = AsyncModbusTcpClient(
@@ -1091,6 +1093,7 @@ SIGNAL_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a child process
 async def test_server_stop_from_a_signal_handler_in_the_main_thread() -> None:
     """A child runs StartTcpServer in its main thread; SIGUSR1 → ServerStop → exit 0."""
     process = await trio.lowlevel.open_process(
@@ -1501,8 +1504,8 @@ async def test_without_broadcast_unit_0_is_a_missing_device() -> None:
 
 
 @pytest.mark.parametrize("how", ["sslctx", "files"])
-async def test_tls_server_with_pymodbus_tls_client(how: str, tls_files: tuple[str, str]) -> None:
-    cert, key = tls_files
+async def test_tls_server_with_pymodbus_tls_client(how: str, tls_files: TlsFiles) -> None:
+    cert, key = tls_files.server_cert, tls_files.server_key
     if how == "sslctx":
         server = ModbusTlsServer(make_context(), address=LOCAL, sslctx=server_sslctx(cert, key))
     else:
@@ -1513,7 +1516,7 @@ async def test_tls_server_with_pymodbus_tls_client(how: str, tls_files: tuple[st
             client = ModbusTlsClient(
                 "127.0.0.1",
                 port=server.address[1],
-                sslctx=client_sslctx(cert),
+                sslctx=client_sslctx(tls_files),
                 timeout=CLIENT_TIMEOUT,
                 retries=0,
             )
@@ -1521,8 +1524,8 @@ async def test_tls_server_with_pymodbus_tls_client(how: str, tls_files: tuple[st
             server.server_close()
 
 
-async def test_start_tls_server_in_a_thread(tls_files: tuple[str, str]) -> None:
-    cert, key = tls_files
+async def test_start_tls_server_in_a_thread(tls_files: TlsFiles) -> None:
+    cert, key = tls_files.server_cert, tls_files.server_key
     thread = Background(
         StartTlsServer, make_context(), address=LOCAL, sslctx=server_sslctx(cert, key)
     )
@@ -1534,7 +1537,7 @@ async def test_start_tls_server_in_a_thread(tls_files: tuple[str, str]) -> None:
             client = ModbusTlsClient(
                 "127.0.0.1",
                 port=server.address[1],
-                sslctx=client_sslctx(cert),
+                sslctx=client_sslctx(tls_files),
                 timeout=CLIENT_TIMEOUT,
                 retries=0,
             )

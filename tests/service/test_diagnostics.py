@@ -12,10 +12,11 @@ Readings chosen where the specification is open (each also noted at its test):
 from __future__ import annotations
 
 import pytest
-from service_helpers import UNIT, SpyBlock, ask, device, h, service
 
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceContext
 from trio_modbus.service import DatastoreService
+
+from ._helpers import UNIT, SpyBlock, ask, device, h, service
 
 
 def spy_device() -> tuple[ModbusDeviceContext, SpyBlock]:

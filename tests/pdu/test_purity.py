@@ -71,6 +71,7 @@ def test_the_checker_would_catch_trio_and_the_server() -> None:
     assert allowed("struct") and allowed("trio_modbus.pdu.codes")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_pdu_layer_loads_no_trio() -> None:
     # Run in a fresh interpreter, with a bare stand-in for the top-level package so that
     # whatever trio_modbus/__init__.py grows into does not count against the PDU layer.

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 import trio
+import trio.testing
 
 from trio_modbus.server import serve_udp
 
@@ -87,10 +88,16 @@ async def test_udp_shutdown_answers_datagrams_in_progress_then_closes() -> None:
                 await wait_until(lambda: service.waiting == 1)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(server.shutdown, 30)
-                    await trio.sleep(0.05)
+                    # Shutdown runs until it waits for the datagram in progress: the server's
+                    # receive loop has ended by then.
+                    await trio.testing.wait_all_tasks_blocked()
                     assert server.running  # waiting for the datagram in progress
                     await sock.send(adu(8, 1, read_holding(0, 1)))  # too late: not taken
-                    await trio.sleep(0.05)
+                    # On loopback the datagram is queued at the server's socket once send()
+                    # returns: a server still receiving would take it (and answer it, unit 1
+                    # is not gated) before every task is blocked again, and so before the
+                    # reply to 7, which the gate holds until then.
+                    await trio.testing.wait_all_tasks_blocked()
                     service.gate.set()
                     assert await sock.recv(1024) == adu(7, 2, registers_reply([0]))
                 assert not server.running

@@ -1,18 +1,17 @@
 """Hypothesis properties of the request decoder.
 
 * Arbitrary bytes give a request value or an exception reply (01, 02 or 03), never anything
-  else and never an exception. ``nox -s fuzz`` runs these with
-  ``TRIO_MODBUS_FUZZ_EXAMPLES=100000``; the normal run uses a small budget.
+  else and never an exception. ``nox -s fuzz`` runs these with the "fuzz" Hypothesis profile
+  (100 000 examples); the normal run uses the everyday budget of tests/_fuzz.py.
 * Every valid request of every type survives ``decode_request(r.encode()) == r``.
 """
 
 from __future__ import annotations
 
-import os
 import typing
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_modbus.pdu import (
@@ -43,11 +42,9 @@ from trio_modbus.pdu import (
 )
 from trio_modbus.pdu.codec import MAX_PDU_SIZE
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("TRIO_MODBUS_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from .._fuzz import fuzz_settings
+
+FUZZ = fuzz_settings()
 
 STANDARD_REQUEST_TYPES = tuple(
     t for t in typing.get_args(Request) if t.__name__ != "CustomRequest"

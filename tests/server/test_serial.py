@@ -10,10 +10,10 @@ import pytest
 import trio
 import trio.testing
 import trio_serial
-from _pty import SocatPair
 
 from trio_modbus.server import SerialServer, serve_serial
 
+from .._pty import SocatPair
 from ._mb import (
     PtyEnd,
     diagnostic,
