@@ -545,3 +545,17 @@ def test_unknown_function_directly_after_noise_is_lost_until_silence() -> None:
     # After silence the boundary is trusted again and the same frame is found by CRC.
     framer.receive_silence()
     assert framer.feed(unknown) == [_frame_of(unknown)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_echo_hiding_a_crc_match_then_a_request_in_one_chunk_part_where_a_frame_follows(
+    seed: int,
+) -> None:
+    # Without silence and with more bytes after the echo, the match that a complete frame
+    # follows is the echo's end; the inner match is followed by junk.
+    wire = _echo_with_an_inner_crc_match(seed)
+    framer = RTUFramer()
+    assert framer.feed(wire + REQUEST_0x11_03) == [_frame_of(wire), FRAME_0x11_03]
+    # Two such echoes back to back: a frame without a length rule counts as following.
+    assert framer.feed(wire + wire + REQUEST_0x11_03) == [_frame_of(wire)] * 2 + [FRAME_0x11_03]
+    assert framer.counters.comm_errors == 0
