@@ -453,6 +453,11 @@ class ModbusBaseServer:
 
         Raises:
             RuntimeError: The server is already running.
+
+        Cancellation:
+            Cancelling it (its Trio scope, or the asyncio task awaiting it) stops the server:
+            the listener or port and every connection are closed before the cancellation goes
+            on (pymodbus swallows the cancellation and leaves them open).
         """
         if sniffio.current_async_library() != "trio":
             await run_in_trio(self._serve)
@@ -1109,6 +1114,10 @@ async def StartAsyncTcpServer(
 
     Returns:
         The server, once it has stopped (at once, unserved, with ``defer_start=True``).
+
+    Cancellation:
+        Cancelling it (its Trio scope, or the asyncio task awaiting it) stops the server: the
+        listener or port and every connection are closed before the cancellation goes on.
     """
     server = ModbusTcpServer(
         context, identity=identity, address=address, custom_functions=custom_functions, **kwargs
@@ -1140,6 +1149,9 @@ async def StartAsyncTlsServer(
 
     Returns:
         The server, once it has stopped.
+
+    Cancellation:
+        As :func:`StartAsyncTcpServer`: the server stops and closes everything it opened.
     """
     server = ModbusTlsServer(
         context,
@@ -1174,6 +1186,9 @@ async def StartAsyncUdpServer(
 
     Returns:
         The server, once it has stopped.
+
+    Cancellation:
+        As :func:`StartAsyncTcpServer`: the server stops and closes everything it opened.
     """
     server = ModbusUdpServer(
         context, identity=identity, address=address, custom_functions=custom_functions, **kwargs
@@ -1203,6 +1218,9 @@ async def StartAsyncSerialServer(
 
     Returns:
         The server, once it has stopped.
+
+    Cancellation:
+        As :func:`StartAsyncTcpServer`: the server stops and closes everything it opened.
     """
     server = ModbusSerialServer(
         context, identity=identity, port=port, custom_functions=custom_functions, **kwargs
