@@ -346,7 +346,7 @@ class RTUFramer:
         self._buffer = b""
         self._mode = _TIMED if silence_delimits else 0
         self._resyncing = False
-        self._layouts: list[tuple[_Layout, ...]] = [_standard_layouts(fc) for fc in range(256)]
+        self._layouts: list[tuple[_Layout, ...]] = list(_STANDARD)
         self.counters = FramerCounters()
         if custom_sizes:
             for function_code, rule in custom_sizes.items():

@@ -206,6 +206,12 @@ def check_seconds(option: str, value: object, none_means: str) -> None:
         )
 
 
+def check_count(option: str, value: object) -> None:
+    """Raise ConfigurationError unless ``value`` is an int >= 1 (bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{option} must be an int >= 1, not {value!r}")
+
+
 def check_port(value: object) -> int:
     """``value`` if it is a TCP/UDP port number (0..65535; 0 picks a free one).
 
@@ -323,7 +329,6 @@ class _Connection:
     """
 
     __slots__ = (
-        "armed",
         "frame_deadline",
         "frame_started",
         "idle",
@@ -341,7 +346,6 @@ class _Connection:
         self.scope = trio.CancelScope()
         self.idle = True
         self.sending = False
-        self.armed = False
         self.serving = False
         self.last_active = 0
         self.last_time = 0.0
@@ -355,13 +359,11 @@ class _Connection:
 
     def arm(self, deadline: float) -> None:
         """The watchdog found the connection waiting: close it at ``deadline`` (idle)."""
-        self.armed = True
         self.idle_deadline = deadline
         self._apply()
 
     def disarm(self) -> None:
         """Data arrived or a send finished: the idle deadline goes, the frame deadline stays."""
-        self.armed = False
         self.idle_deadline = math.inf
         self._apply()
 
@@ -419,12 +421,7 @@ class BaseServer:
                 f"{type(context).__name__}; wrap a device in one: "
                 f"ModbusServerContext(device, single=True)"
             )
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or max_in_flight < 1
-        ):
-            raise ConfigurationError(f"max_in_flight must be an int >= 1, not {max_in_flight!r}")
+        check_count("max_in_flight", max_in_flight)
         check_seconds("idle_timeout", idle_timeout, "or None (never)")
         check_seconds("frame_timeout", frame_timeout, "or None (the idle timeout)")
         self.framer = framer_type(framer)
@@ -604,7 +601,11 @@ class BaseServer:
             await trio.sleep(timeout / 4)
             horizon = trio.current_time() - timeout / 2
             for conn in list(watched):
-                if not conn.armed and (conn.idle or conn.sending) and conn.last_time <= horizon:
+                if (
+                    conn.idle_deadline == math.inf
+                    and (conn.idle or conn.sending)
+                    and conn.last_time <= horizon
+                ):
                     conn.arm(conn.last_time + timeout)
 
     async def _run_connection(self, stream: trio.abc.Stream, conn: _Connection) -> None:
@@ -898,7 +899,7 @@ class BaseServer:
                     break
                 conn.idle = False
                 conn.last_time = received = current_time()
-                if conn.armed:  # the watchdog armed the idle deadline: activity disarms it
+                if conn.idle_deadline != inf:  # the watchdog armed it: activity disarms it
                     conn.disarm()
                 if conn.frame_deadline != inf:
                     conn.hold_frame()
@@ -1052,7 +1053,7 @@ class BaseServer:
         finally:
             conn.sending = False
         conn.last_time = trio.current_time()
-        if conn.armed:
+        if conn.idle_deadline != math.inf:
             conn.disarm()
 
     def _notify_connect(self, connected: bool) -> None:

@@ -23,6 +23,7 @@ from trio_modbus.server._engine import (
     TracePacket,
     TracePdu,
     _Connection,
+    check_count,
     check_port,
 )
 from trio_modbus.server._stream import SocketStream
@@ -83,14 +84,7 @@ class TcpServer(BaseServer):
         **options: Any,
     ) -> None:
         super().__init__(context, **options)
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise ConfigurationError(
-                f"max_connections must be an int >= 1, not {max_connections!r}"
-            )
+        check_count("max_connections", max_connections)
         if limit_policy not in ("evict-oldest-idle", "reject"):
             raise ConfigurationError(
                 f"limit_policy must be 'evict-oldest-idle' or 'reject', not {limit_policy!r}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from trio_modbus._errors import ConfigurationError, ModbusProtocolError
+from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.pdu.pdu import ModbusPDU
@@ -20,6 +20,7 @@ from trio_modbus.server._engine import (
     TracePacket,
     TracePdu,
     _traced,
+    check_count,
     check_port,
 )
 from trio_modbus.service import Service
@@ -50,12 +51,7 @@ class UdpServer(BaseServer):
     ) -> None:
         options.setdefault("idle_timeout", None)
         super().__init__(context, **options)
-        if (
-            isinstance(max_datagrams, bool)
-            or not isinstance(max_datagrams, int)
-            or max_datagrams < 1
-        ):
-            raise ConfigurationError(f"max_datagrams must be an int >= 1, not {max_datagrams!r}")
+        check_count("max_datagrams", max_datagrams)
         self.host = host
         self.port = check_port(port)
         self.max_datagrams = max_datagrams
