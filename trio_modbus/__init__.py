@@ -4,7 +4,7 @@ Trio-native servers (``serve_tcp``, ``serve_tls``, ``serve_udp``, ``serve_serial
 engine, spec-exact request handling, and pymodbus's server API under the same names.
 """
 
-from trio_modbus._errors import ConfigurationError, ModbusError, ModbusProtocolError
+from trio_modbus._errors import ConfigurationError, ModbusError, ModbusProtocolError, ServiceError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import (
     DiagnosticState,
@@ -47,6 +47,7 @@ __all__ = [
     "SerialServer",
     "ServerStatistics",
     "Service",
+    "ServiceError",
     "TcpServer",
     "TlsServer",
     "UdpServer",

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trio_modbus.pdu.codes import ExceptionCode
+
 __all__ = [
     "ConfigurationError",
     "ModbusError",
     "ModbusProtocolError",
+    "ServiceError",
 ]
 
 
@@ -24,3 +30,23 @@ class ModbusProtocolError(ModbusError):
 
 class ConfigurationError(ModbusError, ValueError):
     """A server, datastore or identity was configured with an invalid value."""
+
+
+class ServiceError(ModbusError):
+    """Raised by a service (or a layer) to answer the request with a Modbus exception.
+
+    The server answers with ``code`` for the request's function code, as if the service had
+    returned that :class:`~trio_modbus.pdu.ExceptionResponse`; nothing is logged (it is an
+    answer, not a failure). A broadcast is never answered, whatever is raised.
+
+    Args:
+        code: The exception code, e.g. ``ExceptionCode.ILLEGAL_DATA_ADDRESS``.
+        message: Optional text for logs and ``str()``.
+    """
+
+    def __init__(self, code: ExceptionCode | int, message: str = "") -> None:
+        """Store the code (an ``ExceptionCode``) and the message."""
+        from trio_modbus.pdu.codes import ExceptionCode
+
+        self.code = ExceptionCode(code)
+        super().__init__(message or f"Modbus exception {self.code.name} ({int(self.code):#04x})")

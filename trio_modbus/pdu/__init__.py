@@ -13,7 +13,7 @@ from trio_modbus.pdu.codes import (
     MEIType,
     ReadDeviceIdCode,
 )
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable
 from trio_modbus.pdu.requests import (
     CustomRequest,
     DiagnosticRequest,
@@ -65,6 +65,7 @@ __all__ = [
     "ReadWriteMultipleRegistersRequest",
     "ReportServerIdRequest",
     "Request",
+    "Undecodable",
     "WriteFileRecordRequest",
     "WriteMultipleCoilsRequest",
     "WriteMultipleRegistersRequest",

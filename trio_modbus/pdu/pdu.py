@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from trio_modbus.pdu.codes import ExceptionCode
 
-__all__ = ["ExceptionResponse", "ModbusPDU"]
+__all__ = ["ExceptionResponse", "ModbusPDU", "Undecodable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,30 @@ class ExceptionResponse:
     def isError(self) -> bool:
         """Return True: this PDU is an exception response (pymodbus-compatible)."""
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A request PDU that could not be decoded, and the exception the specification prescribes.
+
+    The codec returns it instead of a request value (unsupported function: 01; bad structure
+    or quantity: 03; bad file reference: 02). Services receive it like any request, so that
+    counters, listen-only mode and broadcast rules still apply; the plain answer is
+    :meth:`response`.
+
+    Attributes:
+        function_code: The request's function code (0 for an empty PDU).
+        exception_code: Why it cannot be decoded.
+        pdu: The request PDU as received.
+    """
+
+    function_code: int
+    exception_code: ExceptionCode
+    pdu: bytes = b""
+
+    def response(self) -> ExceptionResponse:
+        """The exception response that answers it."""
+        return ExceptionResponse(self.function_code, self.exception_code)
 
 
 class ModbusPDU:
