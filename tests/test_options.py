@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trio_modbus import ConfigurationError, ModbusDeviceContext, ModbusServerContext
-from trio_modbus.server import serve_serial, serve_tcp, serve_tls, serve_udp
+from trio_modbus.server import (
+    SerialOptions,
+    SerialServer,
+    ServerOptions,
+    TcpOptions,
+    TcpServer,
+    TlsOptions,
+    TlsServer,
+    UdpOptions,
+    UdpServer,
+    serve_serial,
+    serve_tcp,
+    serve_tls,
+    serve_udp,
+)
 
 from ._tls import TlsFiles
 
@@ -70,3 +85,60 @@ def test_good_options_pass() -> None:
     serve_tcp(context(), port=0, max_in_flight=1, idle_timeout=0.5, frame_timeout=2)
     serve_udp(context(), port=65535, framer="rtu")
     serve_serial(context(), port="/dev/null", framer="ascii", parity="e", stopbits=1.5)
+
+
+# -- each option declared once ----------------------------------------------------------------
+
+_DECLARED = [
+    (TcpServer, serve_tcp, TcpOptions),
+    (TlsServer, serve_tls, TlsOptions),
+    (UdpServer, serve_udp, UdpOptions),
+    (SerialServer, serve_serial, SerialOptions),
+]
+
+
+def _options_type(function: Any) -> Any:
+    hint = typing.get_type_hints(function)["options"]
+    assert typing.get_origin(hint) is typing.Unpack, function
+    (declared,) = typing.get_args(hint)
+    return declared
+
+
+def _keys(declared: Any) -> set[str]:
+    return set(declared.__optional_keys__ | declared.__required_keys__)
+
+
+@pytest.mark.parametrize(("cls", "serve", "declared"), _DECLARED)
+def test_a_server_class_and_its_serve_function_take_the_one_declaration(
+    cls: Any, serve: Any, declared: Any
+) -> None:
+    assert _options_type(cls.__init__) is declared
+    assert _options_type(serve) is declared
+    assert serve.__annotations__["return"] in (cls.__name__, cls)
+
+
+def test_tls_takes_every_tcp_option_and_every_server_the_common_ones() -> None:
+    assert _keys(TcpOptions) <= _keys(TlsOptions)
+    for _, _, declared in _DECLARED:
+        assert _keys(ServerOptions) <= _keys(declared)
+    assert "reuse_port" in _keys(TlsOptions)  # it was missing once
+    assert "broadcast" in _keys(TcpOptions)
+
+
+@pytest.mark.parametrize(("cls", "serve", "declared"), _DECLARED)
+def test_every_option_is_documented_where_the_user_reads(
+    cls: Any, serve: Any, declared: Any
+) -> None:
+    documented = (serve.__doc__ or "") + (serve_tcp.__doc__ or "")
+    missing = {key for key in _keys(declared) if f"``{key}``" not in documented}
+    assert not missing
+
+
+@pytest.mark.parametrize(("cls", "serve", "declared"), _DECLARED)
+def test_an_unknown_option_is_refused_by_class_and_function_alike(
+    cls: Any, serve: Any, declared: Any
+) -> None:
+    extra = {"port": "/dev/null"} if serve is serve_serial else {}
+    for factory in (cls, serve):
+        with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'"):
+            factory(context(), colour="blue", **extra)

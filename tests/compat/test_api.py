@@ -66,6 +66,7 @@ from trio_modbus.server import (
     StartTcpServer,
     StartTlsServer,
     StartUdpServer,
+    TcpServer,
     running_servers,
     wait_for_servers,
 )
@@ -368,8 +369,13 @@ async def test_seed_options_reach_the_running_server() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve_forever)
             native = server.native
-            assert native is not None and server.is_running
-            assert (native.backlog, native.reuse_address, native.reuse_port) == (7, True, True)
+            assert isinstance(native, TcpServer) and server.is_running
+            listener = native.listener
+            assert (listener.backlog, listener.reuse_address, listener.reuse_port) == (
+                7,
+                True,
+                True,
+            )
             assert native.broadcast
             client = await RawClient.connect(server.address[1])
             reply = await client.request(1, 1, b"\x11")  # report server id

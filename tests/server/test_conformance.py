@@ -29,6 +29,7 @@ from typing import Any
 import pymodbus
 import pytest
 import trio
+import trio.testing
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient, ModbusTlsClient
 
 from trio_modbus import FramerType
@@ -40,6 +41,7 @@ from trio_modbus.server import (
     ModbusTcpServer,
     ModbusTlsServer,
     ModbusUdpServer,
+    ServerStatistics,
     serve_serial,
     serve_tcp,
     serve_tls,
@@ -400,6 +402,13 @@ async def unanswered(link: Link, pdu: bytes, unit: int = 1) -> None:
         assert got == b"", f"request {request.hex(' ')}: expected no reply, got {got.hex(' ')}"
 
 
+async def settled(server: BaseServer) -> ServerStatistics:
+    """The server's counters once its tasks have caught up (a reply is counted once sent,
+    which the client can see before the server's task resumes)."""
+    await trio.testing.wait_all_tasks_blocked()
+    return server.statistics
+
+
 # -- 1. one step past a quantity limit: exception 03 -------------------------------------------
 
 
@@ -416,7 +425,7 @@ async def test_a_request_one_step_past_a_quantity_limit_gets_exception_03(
             await exchange(link, LARGEST, b"\x90\x03")  # the largest PDU a framer takes
             # The same connection (socket, line) is still served; nothing was written.
             await exchange(link, READ, ANSWER)
-            stats = session.server.statistics
+            stats = await settled(session.server)
             assert stats.protocol_errors == 0
             assert stats.requests == stats.responses == 4
     assert holding_values(context, 1, 0, 2) == INITIAL
@@ -433,7 +442,7 @@ async def test_an_mbap_length_past_261_closes_only_that_connection(transport: Tr
             assert await bad.read(len(bad.frame(1, ANSWER))) == bad.frame(1, ANSWER)
             assert await bad.expect_closed() == b""
             await exchange(good, READ, ANSWER)
-            stats = session.server.statistics
+            stats = await settled(session.server)
             assert stats.protocol_errors == 1
             assert stats.requests == stats.responses == 2
 
@@ -449,7 +458,7 @@ async def test_a_frame_past_the_largest_pdu_is_dropped_by_udp_rtu_and_ascii(
             link = await session.connect()
             await unanswered(link, TOO_LONG)
             await exchange(link, READ, ANSWER)
-            stats = session.server.statistics
+            stats = await settled(session.server)
             assert stats.requests == stats.responses == 1
             if link.kind.framer == "socket":
                 assert stats.protocol_errors == 1  # an MBAP length of 262
@@ -598,7 +607,7 @@ async def test_ignore_missing_slaves_leaves_a_missing_unit_unanswered_off_a_seri
             link = await session.connect()
             await unanswered(link, READ, unit=7)
             await exchange(link, READ, ANSWER)
-            stats = session.server.statistics
+            stats = await settled(session.server)
             assert (stats.requests, stats.responses) == (2, 1)
 
 
@@ -638,6 +647,6 @@ async def test_listen_only_silences_the_server_until_restart_communications(
             await unanswered(link, diagnostic(0x01))  # restart communications: unanswered
             await exchange(link, READ, ANSWER)
             assert not session.server.diagnostics.listen_only
-            stats = session.server.statistics
+            stats = await settled(session.server)
             assert (stats.requests, stats.responses) == (5, 1)
     assert holding_values(context, 1, 0, 2) == INITIAL

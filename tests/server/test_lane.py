@@ -55,12 +55,12 @@ from trio_modbus.pdu.codec import (
     MAX_WRITE_REGISTERS,
 )
 from trio_modbus.server import (
+    BaseServer,
     ModbusConnectedRequestHandler,
     ModbusTcpServer,
     TcpServer,
     serve_tcp,
 )
-from trio_modbus.server._engine import BaseServer
 from trio_modbus.server._lane import MBAPLane
 from trio_modbus.server._stream import SocketStream
 from trio_modbus.service import DatastoreService
@@ -192,7 +192,7 @@ async def serve_one(
     if prepare is not None:
         prepare(server)
     # The lane is on for the server under test and off for the reference.
-    assert (server._lane(MBAPFramer(), None) is not None) == lane
+    assert (server.pipeline.lane(MBAPFramer()) is not None) == lane
     sends: list[int] = []
     with lane_spy() as lane_tids:
         replies = await exchange(server, chunks, sends)
@@ -1024,14 +1024,14 @@ async def test_a_custom_function_3_is_not_taken_by_the_lane(when: str) -> None:
 
 def test_a_server_given_a_plain_datastore_service_has_a_lane() -> None:
     server = serve_tcp(service=DatastoreService(numbered()))
-    assert server._lane(server._make_framer(), None) is not None
+    assert server.pipeline.lane(server.pipeline.new_framer()) is not None
 
 
 async def test_custom_functions_of_the_server_alone_are_not_taken_by_the_lane() -> None:
     # The server decodes 3 as FortyTwo; its service knows nothing of it.
     service = DatastoreService(numbered())
     server = serve_tcp(service=service, custom_functions=[FortyTwo])
-    lane = server._lane(server._make_framer(), None)
+    lane = server.pipeline.lane(server.pipeline.new_framer())
     assert lane is not None
     out: list[bytes] = []
     read = adu(1, 1, read_holding(0, 1))
@@ -1076,23 +1076,35 @@ async def test_a_server_context_subclass_is_left_to_the_general_pipeline() -> No
     assert lane.lane_tids == []
 
 
-def test_servers_that_must_see_each_request_have_no_lane() -> None:
-    class OwnDecode(TcpServer):
-        def decode(self, pdu: bytes) -> Any:
-            return super().decode(pdu)
+class _Layer:
+    """A layer over a DatastoreService; ``sees_requests`` as given."""
 
+    def __init__(self, inner: DatastoreService, sees_requests: bool) -> None:
+        self.inner = inner
+        self.sees_requests = sees_requests
+        self.custom_functions = inner.custom_functions
+        self.diagnostics = inner.diagnostics
+
+    async def __call__(self, request: Any, ctx: Any) -> Any:
+        return await self.inner(request, ctx)
+
+
+def test_servers_that_must_see_each_request_have_no_lane() -> None:
     class OwnService(DatastoreService):
         pass
 
+    blind = serve_tcp(service=_Layer(DatastoreService(numbered()), sees_requests=False))
+    assert blind.pipeline.lane(blind.pipeline.new_framer()) is not None
+
     with_lane = serve_tcp(numbered())
-    assert with_lane._lane(with_lane._make_framer(), None) is not None
+    assert with_lane.pipeline.lane(with_lane.pipeline.new_framer()) is not None
     for server in (
         serve_tcp(numbered(), trace_pdu=reference_trace),
         serve_tcp(numbered(), framer="rtu"),
         serve_tcp(service=OwnService(numbered())),
-        OwnDecode(numbered()),
+        serve_tcp(service=_Layer(DatastoreService(numbered()), sees_requests=True)),
     ):
-        assert server._lane(server._make_framer(), None) is None
+        assert server.pipeline.lane(server.pipeline.new_framer()) is None
 
 
 # -- reads, splits and back-pressure ----------------------------------------------------------

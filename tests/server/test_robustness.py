@@ -154,12 +154,12 @@ async def test_eviction_prefers_a_stalled_frame_over_one_between_segments(
             await trio.sleep(0.5)
             # Half a second into its frame the trickler may just be between two segments:
             # the least recently active connection goes.
-            assert server._make_room()
+            assert server.listener.make_room(server)
             assert await clients["idle"].expect_closed() == b""
             nursery.start_soon(server.handle_stream, streams["late"][1])
             await trio.sleep(1)
             # Now its frame has stalled for 1.5 s: it goes before the idle newcomer.
-            assert server._make_room()
+            assert server.listener.make_room(server)
             assert await clients["trickler"].expect_closed() == b""
             assert await clients["late"].request(1, 1, read_holding(0, 1)) == registers_reply([0])
             nursery.cancel_scope.cancel()

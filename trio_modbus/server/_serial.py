@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Unpack, final
 
 import trio
 import trio_serial
@@ -12,26 +12,24 @@ from trio_serial.abstract import AbstractSerialStream, Parity, StopBits
 
 from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
-from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
-from trio_modbus.pdu.pdu import ModbusPDU
-from trio_modbus.server._engine import (
-    BaseServer,
-    RequestHandler,
-    TraceConnect,
-    TracePacket,
-    TracePdu,
-    _traced,
-    check_seconds,
-)
-from trio_modbus.service import RequestContext, Service
 
-__all__ = ["DEFAULT_REOPEN_DELAY", "SerialServer", "serve_serial"]
+from ._connection import enter_session
+from ._options import (
+    DEFAULT_BAUDRATE,
+    DEFAULT_REOPEN_DELAY,
+    SerialOptions,
+    check_names,
+    check_seconds,
+    framer_type,
+)
+from ._pipeline import Session, traced
+from ._server import BaseServer
+
+__all__ = ["SerialServer", "SerialTransport", "serve_serial"]
 
 log = logging.getLogger("trio_modbus.server")
 
-DEFAULT_BAUDRATE = 19200  # pymodbus's default
-DEFAULT_REOPEN_DELAY = 1.0  # seconds between attempts to reopen a vanished port
 ASCII_CHARACTER_TIMEOUT = 1.0  # seconds; the serial line spec's default inter-character timeout
 
 _PARITY = {
@@ -41,11 +39,7 @@ _PARITY = {
     "M": Parity.MARK,
     "S": Parity.SPACE,
 }
-_STOPBITS = {
-    1: StopBits.ONE,
-    1.5: StopBits.ONE_POINT_FIVE,
-    2: StopBits.TWO,
-}
+_STOPBITS = {1: StopBits.ONE, 1.5: StopBits.ONE_POINT_FIVE, 2: StopBits.TWO}
 _PORT_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -53,33 +47,29 @@ class _PortVanished(Exception):
     pass
 
 
-class SerialServer(BaseServer):
-    """A Modbus server on a serial line. Create it with :func:`serve_serial`."""
+class SerialTransport:
+    """A serial port: one reader task opens it, serves it, and reopens it when it vanishes.
 
-    transport = "serial"
+    Args:
+        port: The serial device.
+        options: The server's options (the line's are read here).
+    """
 
-    def __init__(
-        self,
-        context: Any = None,
-        *,
-        port: str,
-        baudrate: int = DEFAULT_BAUDRATE,
-        bytesize: int = 8,
-        parity: str = "N",
-        stopbits: float = 1,
-        broadcast: bool = False,
-        handle_local_echo: bool = False,
-        reopen_delay: float = DEFAULT_REOPEN_DELAY,
-        **options: Any,
-    ) -> None:
-        options.setdefault("framer", FramerType.RTU)
-        options.setdefault("idle_timeout", None)
-        options["broadcast"] = broadcast
-        super().__init__(context, **options)
-        if self.framer not in (FramerType.RTU, FramerType.ASCII):
+    name = "serial"
+    framers = (FramerType.RTU, FramerType.ASCII)
+    idle_timeout = None
+
+    def __init__(self, port: str, options: Mapping[str, Any]) -> None:
+        """Check and keep the line's options."""
+        framer = options.get("framer", FramerType.RTU)
+        if framer_type(framer) not in self.framers:
             raise ConfigurationError(
-                f"framer of a serial server must be 'rtu' or 'ascii', not {self.framer.value!r}"
+                f"framer of a serial server must be 'rtu' or 'ascii', not {framer!r}"
             )
+        parity = options.get("parity", "N")
+        stopbits = options.get("stopbits", 1)
+        bytesize = options.get("bytesize", 8)
+        baudrate = options.get("baudrate", DEFAULT_BAUDRATE)
         if not isinstance(parity, str) or parity.upper() not in _PARITY:
             raise ConfigurationError(f"parity must be one of N, E, O, M, S, not {parity!r}")
         if stopbits not in _STOPBITS:
@@ -88,32 +78,41 @@ class SerialServer(BaseServer):
             raise ConfigurationError(f"bytesize must be 5, 6, 7 or 8, not {bytesize!r}")
         if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
             raise ConfigurationError(f"baudrate must be a positive int, not {baudrate!r}")
-        check_seconds("reopen_delay", reopen_delay, "")
+        self.reopen_delay = options.get("reopen_delay", DEFAULT_REOPEN_DELAY)
+        check_seconds("reopen_delay", self.reopen_delay, "")
         self.port = port
         self.baudrate = baudrate
         self.bytesize = bytesize
         self.parity = parity.upper()
         self.stopbits = stopbits
-        self.handle_local_echo = handle_local_echo
-        self.reopen_delay = reopen_delay
+        self.handle_local_echo: bool = options.get("handle_local_echo", False)
         # Reopen the port when it vanishes (or cannot be opened); False stops the server.
-        self.reopen = True
+        self.reopen: bool = options.get("reopen", True)
         self.t1_5, self.t3_5 = rtu_timing(
             baudrate, bytesize=bytesize, parity=self.parity, stopbits=stopbits
         )
-        self._stream: AbstractSerialStream | None = None
-        self._busy = False  # answering requests (shutdown waits for that)
+        self.busy_answering = False  # shutdown lets the reply in progress finish
         self.port_open = trio.Event()
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
+        """The port and its line settings."""
         return f"{self.port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
 
-    async def _open(self) -> None:
-        # The port is opened by the reader task, which reopens it whenever it vanishes; a
-        # missing port at start-up is logged and retried, not fatal.
-        pass
+    async def open(self) -> None:
+        """Nothing: the reader task opens the port, and retries while it is missing."""
 
-    async def _run(self) -> None:
+    def stop_accepting(self) -> None:
+        """Nothing to close: a stopping server takes no new request (``server.draining``)."""
+
+    def busy(self) -> bool:
+        """Whether a request is being answered (a reply cut short garbles the bus)."""
+        return self.busy_answering
+
+    def close(self) -> None:
+        """Nothing: the reader task closes the port when it is cancelled."""
+
+    async def run(self, server: BaseServer, nursery: trio.Nursery) -> None:
+        """Open the port and serve it; reopen it whenever it vanishes (unless ``reopen``)."""
         first = True  # warn about the first failure to open only
         opened = False  # once the port has been open, opening it again is a reopen
         while True:
@@ -129,7 +128,7 @@ class SerialServer(BaseServer):
             except OSError as exc:
                 if not self.reopen:
                     log.error("serial port %s cannot be opened (%s); stopping", self.port, exc)
-                    self.close()
+                    server.close()
                     return
                 if first:
                     log.warning("serial port %s cannot be opened (%s); retrying", self.port, exc)
@@ -137,51 +136,42 @@ class SerialServer(BaseServer):
                 await trio.sleep(self.reopen_delay)
                 continue
             if opened:
-                self._counters.serial_reopens += 1
+                server.counters.serial_reopens += 1
                 log.info("serial port %s reopened", self.port)
-            first = False
-            opened = True
-            self._stream = stream
+            first, opened = False, True
             self.port_open.set()
-            self._notify_connect(True)
+            server.notify_connect(True)
             try:
-                factory = self.handler_factory
-                if factory is None:
-                    await self._serve_port(stream)
-                else:
-                    await self.run_handler(factory(stream, None))
+                session = Session(self.name, self.port, stream, serial_line=True)
+                async with enter_session(server.session_hook, session) as accepted:
+                    if accepted:
+                        await self._serve_port(server, stream, session)
             except (_PortVanished, *_PORT_GONE) as exc:
                 log.warning("serial port %s lost: %s", self.port, exc or "end of file")
             finally:
                 self.port_open = trio.Event()
-                self._stream = None
                 try:
                     await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
                 finally:
-                    self._notify_connect(False)
+                    server.notify_connect(False)
             if not self.reopen:
                 log.info("serial port %s closed; not reopening it", self.port)
-                self.close()
+                server.close()
                 return
             await trio.sleep(self.reopen_delay)
 
     async def _serve_port(
-        self, stream: AbstractSerialStream, handler: RequestHandler | None = None
+        self, server: BaseServer, stream: AbstractSerialStream, session: Session
     ) -> None:
-        """Serve the open port until it vanishes (or a handler stops running).
-
-        A request handler's ``handle()`` calls this with itself as ``handler``.
-        """
-        framer = self._make_framer(silence=True)
+        """Serve the open port until it vanishes (or the session is closed)."""
+        framer = server.pipeline.new_framer(silence=True)
         assert isinstance(framer, RTUFramer | ASCIIFramer)
-        rtu = isinstance(framer, RTUFramer)
-        silence = self.t3_5 if rtu else ASCII_CHARACTER_TIMEOUT
-        contexts: dict[int, RequestContext] = {}
-        diag = self.diagnostics
+        silence = self.t3_5 if isinstance(framer, RTUFramer) else ASCII_CHARACTER_TIMEOUT
+        diag = server.diagnostics
         counters = framer.counters
         seen = (0, 0, 0)
         echo = b""
-        while handler is None or handler.running:
+        while session.open:
             data = b""
             if framer.pending or echo:
                 with trio.move_on_after(silence):
@@ -189,7 +179,7 @@ class SerialServer(BaseServer):
                 if not data:
                     echo = b""  # an echo comes at once or not at all
                     frames = framer.receive_silence()
-                    await self._frames(frames, framer, stream, contexts, handler)
+                    await self._answer(server, frames, framer, stream, session)
                     continue
             else:
                 data = bytes(await stream.receive_some(4096))
@@ -206,8 +196,8 @@ class SerialServer(BaseServer):
                     continue
                 else:
                     echo = b""
-            if self.trace_packet is not None:
-                data = _traced(self.trace_packet, False, data)
+            if server.trace_packet is not None:
+                data = traced(server.trace_packet, False, data)
             frames = framer.feed(data)
             # Bus-level counters come from the framer: every frame seen on the line (ours,
             # other stations' requests and responses) and every corrupt one.
@@ -216,61 +206,65 @@ class SerialServer(BaseServer):
             diag.bus_communication_error_count += now[1] - seen[1]
             diag.bus_character_overrun_count += now[2] - seen[2]
             seen = now
-            sent = await self._frames(frames, framer, stream, contexts, handler)
+            sent = await self._answer(server, frames, framer, stream, session)
             if self.handle_local_echo and sent:
                 echo += sent
             if isinstance(framer, ASCIIFramer) and framer.delimiter != diag.ascii_delimiter:
                 framer.set_delimiter(diag.ascii_delimiter)  # changed by FC 08/03
 
-    async def _frames(
+    async def _answer(
         self,
+        server: BaseServer,
         frames: list[Frame],
         framer: RTUFramer | ASCIIFramer,
         stream: AbstractSerialStream,
-        contexts: dict[int, RequestContext],
-        handler: RequestHandler | None,
+        session: Session,
     ) -> bytes:
-        if not frames or self._draining:  # a stopping server takes no new request
+        """Answer ``frames`` and send the replies; what was sent (for the local echo)."""
+        if not frames or server.draining:  # a stopping server takes no new request
             return b""
-        self._busy = True  # shutdown lets this finish: a reply cut short garbles the bus
+        self.busy_answering = True  # shutdown lets this finish: a reply cut short garbles the bus
         try:
             out: list[bytes] = []
-            await self._answer(
-                frames, framer, contexts, self.port, out, serial=True, handler=handler
-            )
+            replies = await server.pipeline.answer(frames, framer, session, out)
             if not out:
                 return b""
             data = b"".join(out)
-            if self.trace_packet is not None:
-                data = _traced(self.trace_packet, True, data)
+            if server.trace_packet is not None:
+                data = traced(server.trace_packet, True, data)
             await stream.send_all(data)
+            server.counters.responses += replies
             return data
         finally:
-            self._busy = False
-            self._work_ended()
+            self.busy_answering = False
+            server.work_ended()
 
-    def _in_progress(self) -> bool:
-        return self._busy
+
+@final
+class SerialServer(BaseServer):
+    """A Modbus server on a serial line. Create it with :func:`serve_serial`; takes its options."""
+
+    def __init__(
+        self, context: Any = None, *, port: str, **options: Unpack[SerialOptions]
+    ) -> None:
+        """Check the options (see :func:`serve_serial`); the port opens in ``serve``."""
+        check_names(options, SerialOptions, "serve_serial")
+        self.line = SerialTransport(port, options)
+        super().__init__(context, self.line, options)
+
+    @property
+    def port(self) -> str:
+        """The serial device."""
+        return self.line.port
+
+    @property
+    def port_open(self) -> trio.Event:
+        """Set while the port is open (a new event each time it closes)."""
+        return self.line.port_open
 
 
 def serve_serial(
-    context: Any = None,
-    *,
-    port: str,
-    framer: FramerType | str = FramerType.RTU,
-    baudrate: int = DEFAULT_BAUDRATE,
-    bytesize: int = 8,
-    parity: str = "N",
-    stopbits: float = 1,
-    broadcast: bool = False,
-    handle_local_echo: bool = False,
-    reopen_delay: float = DEFAULT_REOPEN_DELAY,
-    service: Service | None = None,
-    identity: ModbusDeviceIdentification | None = None,
-    custom_functions: Iterable[type[ModbusPDU]] = (),
-    trace_packet: TracePacket | None = None,
-    trace_pdu: TracePdu | None = None,
-    trace_connect: TraceConnect | None = None,
+    context: Any = None, *, port: str, **options: Unpack[SerialOptions]
 ) -> SerialServer:
     """A Modbus server on a serial line (RTU or ASCII).
 
@@ -287,39 +281,27 @@ def serve_serial(
     Args:
         context: A ``ModbusServerContext`` (or give ``service=``).
         port: The serial device (e.g. ``/dev/ttyUSB0``).
-        framer: ``FramerType.RTU`` or ``FramerType.ASCII``.
-        baudrate: Line speed.
-        bytesize: Data bits.
-        parity: ``"N"``, ``"E"``, ``"O"``, ``"M"`` or ``"S"``.
-        stopbits: 1, 1.5 or 2.
-        broadcast: Execute writes sent to unit 0 (never answered).
-        handle_local_echo: Drop the echo of our own replies.
-        reopen_delay: Seconds between attempts to (re)open the port.
-        service: A custom service instead of the datastore one.
-        identity: Device identification.
-        custom_functions: User-defined function codes (with their RTU frame sizes).
-        trace_packet: Raw bytes hook.
-        trace_pdu: PDU hook.
-        trace_connect: Called with True when the port opens, False when it closes.
+        **options: The options every server takes (``service``, ``identity``,
+            ``custom_functions`` with their RTU frame sizes, ``broadcast``, ``trace_packet``,
+            ``trace_pdu``, ``trace_connect`` (True when the port opens, False when it
+            closes), ``session_hook`` (around each opening of the port); see
+            :func:`~trio_modbus.server.serve_tcp`), and:
+
+            - ``framer``: ``FramerType.RTU`` (default) or ``FramerType.ASCII``.
+            - ``baudrate``: Line speed (19200).
+            - ``bytesize``: Data bits (8).
+            - ``parity``: ``"N"`` (default), ``"E"``, ``"O"``, ``"M"`` or ``"S"``.
+            - ``stopbits``: 1 (default), 1.5 or 2.
+            - ``handle_local_echo``: Drop the echo of our own replies.
+            - ``reopen``: Reopen the port when it vanishes or cannot be opened (True); False
+              stops the server then.
+            - ``reopen_delay``: Seconds between attempts to (re)open the port (1).
 
     Returns:
         The server (not yet running).
+
+    Raises:
+        ConfigurationError: A bad option value (named in the message).
+        TypeError: An unknown option, or neither (or both) of ``context`` and ``service``.
     """
-    return SerialServer(
-        context,
-        port=port,
-        framer=framer,
-        baudrate=baudrate,
-        bytesize=bytesize,
-        parity=parity,
-        stopbits=stopbits,
-        broadcast=broadcast,
-        handle_local_echo=handle_local_echo,
-        reopen_delay=reopen_delay,
-        service=service,
-        identity=identity,
-        custom_functions=custom_functions,
-        trace_packet=trace_packet,
-        trace_pdu=trace_pdu,
-        trace_connect=trace_connect,
-    )
+    return SerialServer(context, port=port, **options)

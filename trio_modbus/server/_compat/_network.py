@@ -1,0 +1,195 @@
+"""pymodbus's TCP, TLS and UDP server classes over the native ones."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, ClassVar
+
+from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import ModbusDeviceIdentification
+from trio_modbus.server._server import BaseServer
+from trio_modbus.server._tcp import TcpServer
+from trio_modbus.server._tls import TlsServer, make_server_ssl_context
+from trio_modbus.server._udp import UdpServer
+
+from ._base import ModbusBaseServer
+from ._handlers import ModbusBaseRequestHandler, ModbusDisconnectedRequestHandler
+from ._options import DEFAULT_COMPAT_BACKLOG, TCP_OPTIONS, host_port
+
+__all__ = ["ModbusTcpServer", "ModbusTlsServer", "ModbusUdpServer"]
+
+
+class _AddressedServer(ModbusBaseServer):
+    """What the TCP, TLS and UDP compat servers share: ``address`` and the socket options."""
+
+    _transport_options = TCP_OPTIONS
+    _default_port: ClassVar[int] = 502  # Modbus/TCP and Modbus/UDP
+
+    def __init__(
+        self,
+        context: Any = None,
+        framer: Any = None,
+        identity: ModbusDeviceIdentification | None = None,
+        address: tuple[str, int] | None = None,
+        handler: type[ModbusBaseRequestHandler] | None = None,
+        allow_reuse_address: bool = False,
+        allow_reuse_port: bool = False,
+        defer_start: bool = False,
+        backlog: int = DEFAULT_COMPAT_BACKLOG,
+        loop: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Check and store the options (see the class)."""
+        super().__init__(context, framer, identity, handler=handler, loop=loop, **kwargs)
+        self.host, self.port = host_port(address, self._default_port)
+        self.allow_reuse_address = allow_reuse_address
+        self.allow_reuse_port = allow_reuse_port
+        self.defer_start = defer_start
+        self.backlog = backlog
+
+    def _configured_address(self) -> Any:
+        return (self.host, self.port)
+
+
+class ModbusTcpServer(_AddressedServer):
+    """A Modbus/TCP server with pymodbus's constructor (``serve_forever`` to run it).
+
+    Args:
+        context: The ``ModbusServerContext`` served.
+        framer: ``FramerType.SOCKET`` (default), or ``RTU`` / ``ASCII`` framing over TCP.
+        identity: The device identification.
+        address: ``(host, port)`` to bind; default ``("127.0.0.1", 502)``; port 0 picks a free
+            port (read it back from ``server.address`` once serving).
+        handler: Request handler class (default :class:`ModbusConnectedRequestHandler`).
+        allow_reuse_address: Set SO_REUSEADDR.
+        allow_reuse_port: Set SO_REUSEPORT.
+        defer_start: For ``Start*``: build the server but do not serve (call
+            ``serve_forever`` yourself).
+        backlog: Listen queue length.
+        **kwargs: The options of :class:`ModbusBaseServer`. ``timeout`` is accepted and
+            ignored, as pymodbus does for TCP; idle clients are closed after
+            ``trio_modbus.server.DEFAULT_IDLE_TIMEOUT``.
+
+    Example (the test recipe)::
+
+        server = ModbusTcpServer(context, address=("127.0.0.1", 0))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve_forever)
+            host, port = server.address
+            ...
+            server.server_close()
+    """
+
+    def _listener_options(self) -> dict[str, Any]:
+        """The native options of a TCP listener (TLS adds its context)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "backlog": self.backlog,
+            "reuse_address": self.allow_reuse_address,
+            "reuse_port": self.allow_reuse_port,
+            "framer": self.framer,
+            **self._native_options(),
+        }
+
+    def _build(self) -> BaseServer:
+        return TcpServer(**self._listener_options())
+
+
+class ModbusTlsServer(ModbusTcpServer):
+    """A Modbus/TCP Security server (MBAP inside TLS 1.2+) with pymodbus's constructor.
+
+    Args:
+        context: The ``ModbusServerContext`` served.
+        framer: ``FramerType.TLS`` (default).
+        identity: The device identification.
+        address: ``(host, port)``; default ``("127.0.0.1", 802)``.
+        sslctx: A server ``ssl.SSLContext``; else one is built from the files below.
+        certfile: Server certificate (PEM).
+        keyfile: Server key (PEM).
+        password: Key password.
+        reqclicert: Require a client certificate (pymodbus ≤ 3.6's option); the CAs come
+            from ``sslctx`` or from ``cafile``.
+        cafile: CAs that sign client certificates.
+        handler: Request handler class.
+        allow_reuse_address: Set SO_REUSEADDR.
+        allow_reuse_port: Set SO_REUSEPORT.
+        defer_start: See :class:`ModbusTcpServer`.
+        backlog: Listen queue length.
+        **kwargs: The options of :class:`ModbusBaseServer`.
+    """
+
+    _transport_options = TCP_OPTIONS | {"password", "reqclicert", "cafile"}
+    _default_framer = FramerType.TLS
+    _default_port = 802  # Modbus/TCP Security
+
+    def __init__(
+        self,
+        context: Any = None,
+        framer: Any = None,
+        identity: ModbusDeviceIdentification | None = None,
+        address: tuple[str, int] | None = None,
+        sslctx: Any = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        allow_reuse_address: bool = False,
+        allow_reuse_port: bool = False,
+        defer_start: bool = False,
+        backlog: int = DEFAULT_COMPAT_BACKLOG,
+        loop: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Check and store the options and build the TLS context (see the class)."""
+        password = kwargs.pop("password", None)
+        reqclicert = bool(kwargs.pop("reqclicert", False))
+        cafile = kwargs.pop("cafile", None)
+        super().__init__(
+            context,
+            framer,
+            identity,
+            address=address,
+            allow_reuse_address=allow_reuse_address,
+            allow_reuse_port=allow_reuse_port,
+            defer_start=defer_start,
+            backlog=backlog,
+            loop=loop,
+            **kwargs,
+        )
+        if sslctx is None:
+            sslctx = make_server_ssl_context(
+                certfile=certfile,
+                keyfile=keyfile,
+                password=password,
+                cafile=cafile,
+                require_client_cert=reqclicert,
+            )
+        elif reqclicert:
+            sslctx.verify_mode = ssl.CERT_REQUIRED
+        self.sslctx = sslctx
+
+    def _build(self) -> BaseServer:
+        return TlsServer(ssl_context=self.sslctx, **self._listener_options())
+
+
+class ModbusUdpServer(_AddressedServer):
+    """A Modbus/UDP server with pymodbus's constructor.
+
+    Args:
+        context: The ``ModbusServerContext`` served.
+        framer: ``FramerType.SOCKET`` (default), ``RTU`` or ``ASCII``.
+        identity: The device identification.
+        address: ``(host, port)``; default ``("127.0.0.1", 502)``.
+        handler: Request handler class (default :class:`ModbusDisconnectedRequestHandler`).
+        allow_reuse_address: Accepted (a UDP socket has no TIME_WAIT to reuse).
+        allow_reuse_port: Accepted, as above.
+        defer_start: See :class:`ModbusTcpServer`.
+        backlog: Accepted (UDP has no listen queue).
+        **kwargs: The options of :class:`ModbusBaseServer`.
+    """
+
+    _default_handler = ModbusDisconnectedRequestHandler
+
+    def _build(self) -> BaseServer:
+        return UdpServer(
+            host=self.host, port=self.port, framer=self.framer, **self._native_options()
+        )

@@ -1,0 +1,335 @@
+"""One byte-stream client: receive → framer (or lane) → pipeline → send, and its idle clock.
+
+:func:`serve_connection` is the loop of a TCP/TLS connection (or any ``trio.abc.Stream``): it
+answers every complete frame of a read, in order, at most ``max_in_flight`` before sending
+their answers, and sends the answers of a read together. :class:`Connection` is the
+connection's entry in the server's registry and its idle and frame clocks; :class:`Sender`
+is chosen once per connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, cast
+
+import trio
+
+from trio_modbus._errors import ModbusProtocolError
+from trio_modbus.framing import MBAPFramer
+
+from ._pipeline import AnyFramer, Session, traced
+from ._stream import SocketStream
+
+if TYPE_CHECKING:
+    from ._clock import Connection
+    from ._lane import MBAPLane
+    from ._options import SessionHook
+    from ._server import BaseServer
+
+__all__ = ["enter_session", "linger", "run_stream", "serve_connection"]
+
+log = logging.getLogger("trio_modbus.server")
+conn_log = logging.getLogger("trio_modbus.connection")
+wire_log = logging.getLogger("trio_modbus.wire")
+
+LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
+LINGER_QUIET = 0.1  # ... or for its client to stop sending
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+@asynccontextmanager
+async def enter_session(hook: SessionHook | None, session: Session) -> AsyncIterator[bool]:
+    """Run ``hook(session)`` around a client's session; yields False if it refused the client."""
+    if hook is None:
+        yield True
+        return
+    manager = hook(session)
+    try:
+        await manager.__aenter__()
+    except Exception as exc:
+        conn_log.info("%s: refused by the session hook: %s", session.peer, exc)
+        yield False
+        return
+    try:
+        yield True
+    except BaseException as exc:
+        if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await manager.__aexit__(None, None, None)
+
+
+async def linger(stream: trio.abc.Stream) -> None:
+    """Close our side, then read and drop what the client still sends, until it stops.
+
+    For a server that stops while a client is sending: closing a socket that holds unread
+    bytes makes the kernel reset the connection, and a reset can destroy answers that are
+    still on their way. After ``send_eof`` the client sees every answer, then the end; the
+    requests it sent meanwhile are dropped until it closes, falls silent for LINGER_QUIET, or
+    LINGER has passed. A TLS stream cannot half-close: it is only drained, so a client that
+    never pauses can still be reset when LINGER ends.
+    """
+    with trio.move_on_after(LINGER):
+        try:
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            while True:
+                with trio.move_on_after(LINGER_QUIET):
+                    if await stream.receive_some(65536):
+                        continue
+                return
+        except _BROKEN:
+            pass
+
+
+class Sender:
+    """Sends the answers of a read and counts them once their bytes reached the transport.
+
+    Chosen once per connection: a plain TCP socket without a ``trace_packet`` hook sends
+    without a trip through the scheduler when the socket takes the answers at once (it
+    nearly always does); other streams (TLS, wrapped streams, memory streams in tests) go
+    through the ``Stream`` interface.
+    """
+
+    __slots__ = ("_conn", "_counters", "_lean", "_stream", "_trace")
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        conn: Connection,
+        server: BaseServer,
+    ) -> None:
+        """Pick the way to send on ``stream``."""
+        self._stream = stream
+        self._conn = conn
+        self._counters = server.counters
+        self._trace = server.trace_packet
+        self._lean = stream if type(stream) is SocketStream and self._trace is None else None
+
+    async def send(self, out: list[bytes], replies: int) -> None:
+        """Send the frames in ``out`` (``replies`` answers) together."""
+        data = b"".join(out) if len(out) > 1 else out[0]
+        lean = self._lean
+        if lean is not None:
+            try:
+                sent = lean.send_nowait(data)
+            except OSError:
+                return  # the peer went away: the next receive notices and ends the connection
+            if sent == len(data) and not wire_log.isEnabledFor(logging.DEBUG):
+                self._counters.responses += replies
+                return
+            await self._send_rest(data, sent, replies)
+            return
+        if self._trace is not None:
+            data = traced(self._trace, True, data)
+        await self._send_rest(data, 0, replies)
+
+    async def _send_rest(self, data: bytes, sent: int, replies: int) -> None:
+        """Send ``data[sent:]``, waiting for the client to take it."""
+        conn = self._conn
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s send %s", conn.peer, data.hex(" "))
+        if sent < len(data):
+            # A client that stops reading gets idle_timeout to take its answers, then is
+            # closed (the watchdog arms the deadline of a send that waits, timed from its
+            # start): it cannot hold a connection slot forever.
+            conn.sending = True
+            try:
+                await self._stream.send_all(memoryview(data)[sent:] if sent else data)
+            except _BROKEN:
+                return  # the peer went away: the next receive notices and ends the connection
+            finally:
+                conn.sending = False
+            conn.sent()
+        self._counters.responses += replies
+
+
+class _LaneDefect(Exception):
+    """The fast lane failed (a defect, logged): the connection closes."""
+
+
+class _Batch:
+    """The answers of a read not yet sent: at most ``room`` before they must go."""
+
+    __slots__ = ("out", "replies", "room", "sender")
+
+    def __init__(self, sender: Sender, room: int) -> None:
+        self.sender = sender
+        self.room = room
+        self.out: list[bytes] = []
+        self.replies = 0
+
+    async def flush(self) -> None:
+        if self.out:
+            out, replies = self.out, self.replies
+            self.out, self.replies = [], 0
+            await self.sender.send(out, replies)
+
+
+def _frame_end(data: bytes | bytearray, pos: int, size: int) -> int:
+    """Where the MBAP frame at ``data[pos:]`` ends, or ``size`` when it is incomplete."""
+    if size - pos < 6:
+        return size
+    return min(size, pos + 6 + (data[pos + 4] << 8 | data[pos + 5]))
+
+
+async def serve_connection(
+    stream: trio.abc.Stream, conn: Connection, server: BaseServer, session: Session
+) -> None:
+    """Serve one stream until EOF, error, idle or frame timeout, shutdown or session close."""
+    framer = server.pipeline.new_framer()
+    lane = server.pipeline.lane(framer)
+    batch = _Batch(Sender(stream, conn, server), server.max_in_flight)
+    trace_packet = server.trace_packet
+    receive = stream.receive_some
+    current_time = trio.current_time
+    conn.last_time = current_time()
+    before = 0  # frames completed when a partial frame was last seen
+    with conn.scope:
+        while session.open and not server.draining:
+            conn.idle = True
+            try:
+                data = await receive(65536)
+            except _BROKEN:
+                break
+            received = current_time()
+            conn.woke(received)
+            if not data:
+                break
+            server.connections.touch(conn)
+            if trace_packet is not None:
+                data = traced(trace_packet, False, data)
+            if wire_log.isEnabledFor(logging.DEBUG):
+                wire_log.debug("%s recv %s", conn.peer, data.hex(" "))
+            try:
+                error = await _answer_read(data, framer, lane, server, session, conn, batch)
+            except _LaneDefect:
+                break
+            await batch.flush()
+            if error is not None:
+                server.counters.protocol_errors += 1
+                conn_log.warning("%s: closing, not Modbus: %s", conn.peer, error)
+                break
+            completed = framer.counters.frames
+            conn.track_frame(framer.pending, completed, before, received)
+            if framer.pending:
+                before = completed
+    if conn.scope.cancelled_caught and not server.draining:
+        _report_timeout(conn, server)
+
+
+async def _answer_read(
+    data: bytes | bytearray,
+    framer: AnyFramer,
+    lane: MBAPLane | None,
+    server: BaseServer,
+    session: Session,
+    conn: Connection,
+    batch: _Batch,
+) -> ModbusProtocolError | None:
+    """Answer every complete frame of ``data`` onto ``batch``, sending whenever it is full.
+
+    The lane answers the common requests straight from ``data``; it stops at a frame it does
+    not take, which goes through the framer and the pipeline alone.
+
+    Returns:
+        The framer's error when the stream is not Modbus (after answering what came before).
+    """
+    counters = server.counters
+    room = batch.room
+    if lane is not None and framer.pending:
+        data = cast(MBAPFramer, framer).take_pending(data)
+    pos, size = 0, len(data)
+    while pos < size:
+        if lane is not None:
+            try:
+                pos, count = lane.run(data, pos, batch.out, room - batch.replies)
+            except Exception as exc:
+                # A defect of the lane must not take the server down: say so loudly, and
+                # close this connection (its state is unknown).
+                log.exception("%s: the fast lane failed; closing", conn.peer)
+                raise _LaneDefect from exc
+            if count:
+                batch.replies += count
+                counters.requests += count
+                server.diagnostics.bus_message_count += count
+                framer.counters.frames += count
+            if batch.replies >= room:
+                await batch.flush()
+                continue
+            if pos >= size:
+                break
+            end = _frame_end(data, pos, size)
+        else:
+            # The whole read at once: a frame without a length rule (RTU) ends where the
+            # bytes received end, not where a piece of them would.
+            end = size
+        error: ModbusProtocolError | None = None
+        try:
+            frames = framer.feed(data[pos:end])
+        except ModbusProtocolError as exc:
+            frames, error = list(getattr(exc, "frames", ())), exc
+        pos = end
+        while frames:  # at most ``room`` requests before their answers are sent
+            free = room - batch.replies
+            batch.replies += await server.pipeline.answer(
+                frames[:free], framer, session, batch.out
+            )
+            # The pipeline may have taken a while (an async service): the connection was
+            # busy until now, whether or not a reply follows.
+            conn.last_time = trio.current_time()
+            if batch.replies >= room:
+                await batch.flush()
+            frames = frames[free:]
+        if error is not None:
+            return error
+    return None
+
+
+def _report_timeout(conn: Connection, server: BaseServer) -> None:
+    """Count and log why the scope of ``conn`` ran out: its frame's deadline, or idleness."""
+    now = trio.current_time()
+    if not conn.serving and now >= conn.frame_deadline:
+        server.counters.frame_timeouts += 1
+        conn_log.info(
+            "%s: a frame started %ss ago is still incomplete, closed",
+            conn.peer,
+            conn.frame_timeout,
+        )
+    elif now >= conn.scope.deadline:
+        server.counters.idle_timeouts += 1
+        conn_log.info("%s: idle for %ss, closed", conn.peer, server.idle_timeout)
+
+
+async def run_stream(
+    server: BaseServer, stream: trio.abc.Stream, conn: Connection, session: Session
+) -> None:
+    """Serve a registered connection's stream, from its first byte to closing it.
+
+    For the stream transports: runs the session hook and the stream wrapper around the
+    connection loop, lingers when the server is stopping, and always closes the stream.
+    """
+    counters = server.counters
+    counters.connections_active += 1
+    conn_log.info("%s: connected", conn.peer)
+    server.notify_connect(True)
+    try:
+        async with enter_session(server.session_hook, session) as accepted:
+            if accepted:
+                if server.stream_wrapper is not None:
+                    stream = server.stream_wrapper(stream, session)
+                await serve_connection(stream, conn, server, session)
+    finally:
+        try:
+            if server.draining:
+                await linger(stream)
+        finally:
+            counters.connections_active -= 1
+            server.connections.forget(conn)
+        try:
+            await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
+        finally:
+            server.notify_connect(False)
+            conn_log.info("%s: disconnected", conn.peer)

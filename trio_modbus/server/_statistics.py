@@ -1,0 +1,79 @@
+"""A server's counters: the live ones and the snapshot a user reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Counters", "ServerStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """A snapshot of a server's counters.
+
+    Attributes:
+        connections_accepted: TCP/TLS connections accepted since start.
+        connections_active: Connections open now.
+        connections_rejected: Connections closed at once because the limit was reached.
+        connections_evicted: Idle connections closed to make room for a new one.
+        idle_timeouts: Connections closed for inactivity.
+        frame_timeouts: Connections closed because a frame they started did not complete
+            within ``frame_timeout`` (a client trickling bytes).
+        handshake_failures: TLS handshakes that failed or timed out.
+        protocol_errors: Connections closed because the stream was not Modbus.
+        requests: Frames received and handed to the service.
+        responses: Replies whose bytes reached the transport (a reply lost with its
+            connection is not counted).
+        datagrams_dropped: UDP datagrams dropped because too many were in progress.
+        serial_reopens: Times the serial port was reopened after it vanished.
+    """
+
+    connections_accepted: int = 0
+    connections_active: int = 0
+    connections_rejected: int = 0
+    connections_evicted: int = 0
+    idle_timeouts: int = 0
+    frame_timeouts: int = 0
+    handshake_failures: int = 0
+    protocol_errors: int = 0
+    requests: int = 0
+    responses: int = 0
+    datagrams_dropped: int = 0
+    serial_reopens: int = 0
+
+
+class Counters:
+    """The live, mutable counters behind :class:`ServerStatistics`."""
+
+    __slots__ = (
+        "connections_accepted",
+        "connections_active",
+        "connections_evicted",
+        "connections_rejected",
+        "datagrams_dropped",
+        "frame_timeouts",
+        "handshake_failures",
+        "idle_timeouts",
+        "protocol_errors",
+        "requests",
+        "responses",
+        "serial_reopens",
+    )
+
+    def __init__(self) -> None:
+        self.connections_accepted = 0
+        self.connections_active = 0
+        self.connections_evicted = 0
+        self.connections_rejected = 0
+        self.datagrams_dropped = 0
+        self.frame_timeouts = 0
+        self.handshake_failures = 0
+        self.idle_timeouts = 0
+        self.protocol_errors = 0
+        self.requests = 0
+        self.responses = 0
+        self.serial_reopens = 0
+
+    def snapshot(self) -> ServerStatistics:
+        """The counters now, as a frozen value."""
+        return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
