@@ -11,6 +11,8 @@ import pytest
 import trio
 import trio.testing
 
+from trio_modbus import ServiceError
+from trio_modbus.pdu import ExceptionCode
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.server import Session, serve_tcp, serve_tls, serve_udp
 from trio_modbus.service import DatastoreService, RequestContext, Response
@@ -237,3 +239,29 @@ async def test_a_closed_session_ends_after_the_answers_of_its_read(autojump_cloc
 def test_unknown_options_are_refused_by_name(serve: object) -> None:
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'max_inflight'"):
         serve(make_context(1), max_inflight=3)  # type: ignore[operator]
+
+
+class _Refusing:
+    """Raises ServiceError for unit 2 (also for broadcasts), answers the rest itself."""
+
+    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        if ctx.unit_id in (0, 2):
+            raise ServiceError(ExceptionCode.ILLEGAL_DATA_ADDRESS, "unit 2 is read-only")
+        return b"\x03\x02\x00\x2a"
+
+
+async def test_a_service_error_is_answered_with_its_exception_code(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve_tcp(service=_Refusing(), broadcast=True)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            assert await client.request(1, 2, read_holding(0, 1)) == b"\x83\x02"
+            await client.send(adu(2, 0, write_register(0, 1)))  # a broadcast: never answered
+            assert await client.request(3, 1, read_holding(0, 1)) == b"\x03\x02\x00\x2a"
+            await client_stream.aclose()
+    assert "failed" not in caplog.text  # an answer, not a failure
+    assert (server.statistics.requests, server.statistics.responses) == (3, 2)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import assert_type
 
 import trio
 
-from trio_modbus import ModbusServerContext
+from trio_modbus import ModbusServerContext, ServiceError
+from trio_modbus.pdu import DecodeResult, ExceptionCode
 from trio_modbus.server import (
     SerialServer,
+    ServerStatistics,
+    Session,
     TcpServer,
     TlsServer,
     UdpServer,
@@ -17,6 +22,7 @@ from trio_modbus.server import (
     serve_tls,
     serve_udp,
 )
+from trio_modbus.service import DatastoreService, RequestContext, Response, Service
 
 
 async def servers(context: ModbusServerContext) -> None:
@@ -34,3 +40,47 @@ async def servers(context: ModbusServerContext) -> None:
         assert_type(server, TcpServer)
         await nursery.start(server.serve)
         await server.shutdown(grace=1)
+        assert_type(server.statistics, ServerStatistics)
+        nursery.cancel_scope.cancel()
+
+
+def options_are_checked(context: ModbusServerContext) -> None:
+    # Every option is declared once (a TypedDict): a checker sees wrong names and types.
+    serve_tcp(context, max_in_flight="3")  # type: ignore[arg-type]
+    serve_tcp(context, colour="blue")  # type: ignore[call-arg]
+    serve_udp(context, max_connections=3)  # type: ignore[call-arg]
+    serve_tls(context, reuse_port=True, certfile="server.pem")  # TLS takes every TCP option
+
+
+class MyServer(TcpServer):  # type: ignore[misc]  # concrete servers are final
+    pass
+
+
+def hooks(context: ModbusServerContext) -> None:
+    def wrap(stream: trio.abc.Stream, session: Session) -> trio.abc.Stream:
+        assert_type(session.peer, object)
+        return stream
+
+    @asynccontextmanager
+    async def around(session: Session) -> AsyncIterator[None]:
+        yield
+
+    serve_tcp(context, stream_wrapper=wrap, session_hook=around)
+    serve_udp(context, session_hook=around)
+
+
+class ReadOnly:
+    """A layer: refuses writes with a Modbus exception, passes the rest on."""
+
+    def __init__(self, inner: Service) -> None:
+        self.inner = inner
+
+    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        if request.function_code in (5, 6, 15, 16, 22, 23):
+            raise ServiceError(ExceptionCode.ILLEGAL_FUNCTION)
+        return await self.inner(request, ctx)
+
+
+def layers(context: ModbusServerContext) -> None:
+    server = serve_tcp(service=ReadOnly(DatastoreService(context)))
+    assert_type(server, TcpServer)
