@@ -4,8 +4,12 @@ Trio-native servers (``serve_tcp``, ``serve_tls``, ``serve_udp``, ``serve_serial
 engine, spec-exact request handling, and pymodbus's server API under the same names.
 """
 
-from trio_modbus._errors import ConfigurationError, ModbusError, ModbusProtocolError, ServiceError
-from trio_modbus._framer_type import FramerType
+from trio_modbus._errors import ConfigurationError as ConfigurationError
+from trio_modbus._errors import ModbusError as ModbusError
+from trio_modbus._errors import ModbusProtocolError as ModbusProtocolError
+from trio_modbus._errors import ServiceError as ServiceError
+from trio_modbus._framer_type import FramerType as FramerType
+from trio_modbus._public import publish
 from trio_modbus.datastore import (
     DiagnosticState,
     ModbusDeviceContext,
@@ -56,3 +60,5 @@ __all__ = [
     "serve_tls",
     "serve_udp",
 ]
+
+publish(__name__, globals(), __all__)

@@ -6,6 +6,8 @@ server classes) is the primary one. The pymodbus-compatible names (``ModbusTcpSe
 use only what it offers publicly.
 """
 
+from trio_modbus._public import publish
+
 from ._compat import ModbusBaseRequestHandler as ModbusBaseRequestHandler
 from ._compat import ModbusBaseServer as ModbusBaseServer
 from ._compat import ModbusConnectedRequestHandler as ModbusConnectedRequestHandler
@@ -95,3 +97,5 @@ __all__ = [
     "serve_udp",
     "wait_for_servers",
 ]
+
+publish(__name__, globals(), __all__)
