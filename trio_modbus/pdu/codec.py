@@ -14,6 +14,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 
+from trio_modbus._layouts import ADDRESS_SPACE as ADDRESS_SPACE
+from trio_modbus._layouts import MAX_FILE_RECORD_NUMBER as MAX_FILE_RECORD_NUMBER
+from trio_modbus._layouts import MAX_PDU_SIZE as MAX_PDU_SIZE
+from trio_modbus._layouts import MAX_READ_BITS as MAX_READ_BITS
+from trio_modbus._layouts import MAX_READ_REGISTERS as MAX_READ_REGISTERS
+from trio_modbus._layouts import MAX_RW_WRITE_REGISTERS as MAX_RW_WRITE_REGISTERS
+from trio_modbus._layouts import MAX_WRITE_COILS as MAX_WRITE_COILS
+from trio_modbus._layouts import MAX_WRITE_REGISTERS as MAX_WRITE_REGISTERS
 from trio_modbus.pdu.bits import unpack_bits
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode, MEIType
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
@@ -42,16 +50,6 @@ from trio_modbus.pdu.requests import (
 
 __all__ = ["MAX_PDU_SIZE", "DecodeResult", "decode_request"]
 
-MAX_PDU_SIZE = 253  # function code + data, the same for every transport
-
-# Quantity limits from the Application Protocol specification.
-MAX_READ_BITS = 2000  # 0x01, 0x02: 0x0001..0x07D0
-MAX_READ_REGISTERS = 125  # 0x03, 0x04, read half of 0x17: 0x0001..0x007D
-MAX_WRITE_COILS = 1968  # 0x0F: 0x0001..0x07B0
-MAX_WRITE_REGISTERS = 123  # 0x10: 0x0001..0x007B
-MAX_RW_WRITE_REGISTERS = 121  # write half of 0x17: 0x0001..0x0079
-MAX_FILE_RECORD_NUMBER = 0x270F  # records of a file are numbered 0..9999
-ADDRESS_SPACE = 0x10000  # data addresses are 0..65535: a range may not run past 0xFFFF
 FILE_REFERENCE_TYPE = 6
 
 DecodeResult = Request | ExceptionResponse
