@@ -1,4 +1,4 @@
-"""The framing package is pure: it imports only the standard library and its own modules."""
+"""The framing package is pure: the standard library, its own modules, and the layout table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio_modbus.framing
 
-ALLOWED_PREFIXES = ("trio_modbus.framing", "trio_modbus._errors")
+ALLOWED_PREFIXES = ("trio_modbus.framing", "trio_modbus._errors", "trio_modbus._layouts")
 PACKAGE_DIR = Path(trio_modbus.framing.__file__).parent
 
 
@@ -59,6 +59,9 @@ def test_allowed_rejects_third_party() -> None:
     assert not _allowed("trio")
     assert not _allowed("trio_modbus.server")
     assert not _allowed("trio_modbus.framingx")
+    assert not _allowed("trio_modbus._layoutsx")
+    assert not _allowed("trio_modbus.pdu")
+    assert _allowed("trio_modbus._layouts")
     assert _allowed("struct")
     assert _allowed("trio_modbus.framing.crc")
 

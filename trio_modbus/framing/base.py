@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from trio_modbus._errors import ModbusProtocolError
+from trio_modbus._layouts import MAX_PDU_SIZE as MAX_PDU_SIZE
 
 __all__ = [
     "MAX_ASCII_FRAME",
@@ -22,14 +23,13 @@ __all__ = [
     "SerialFramer",
 ]
 
-# Largest PDU (function code + data) the specification allows.
-MAX_PDU_SIZE = 253
-# Largest Modbus/TCP ADU: 7-byte MBAP header + PDU.
-MAX_TCP_ADU = 260
-# Largest RTU ADU: address + PDU + 2 CRC bytes.
-MAX_RTU_ADU = 256
-# Largest ASCII frame in characters: ':' + 2 x (address + PDU + LRC) + CR + LF.
-MAX_ASCII_FRAME = 513
+# MAX_PDU_SIZE, the largest PDU (function code + data), comes from the layout table.
+# Largest Modbus/TCP ADU: 7-byte MBAP header + PDU (260).
+MAX_TCP_ADU = 7 + MAX_PDU_SIZE
+# Largest RTU ADU: address + PDU + 2 CRC bytes (256).
+MAX_RTU_ADU = 1 + MAX_PDU_SIZE + 2
+# Largest ASCII frame in characters: ':' + 2 x (address + PDU + LRC) + CR + LF (513).
+MAX_ASCII_FRAME = 1 + 2 * (1 + MAX_PDU_SIZE + 1) + 2
 
 # Largest PDU the framers deliver: a little past MAX_PDU_SIZE, so that a request one step over
 # a quantity limit (0x10 with 124 registers, 0x17 writing 122: 254 bytes) still reaches the

@@ -4,8 +4,9 @@ Source: Modbus over Serial Line V1.02, section 2.5.1 (RTU), and the request / re
 of the Modbus Application Protocol V1.1b3, section 6.
 
 Frame ends are found from the function code (a fixed length or a byte-count field, for the
-request and for the response layout) and confirmed by the CRC; silence on the line is an input
-(:meth:`RTUFramer.receive_silence`), never a clock read here.
+request and for the response layout, as :mod:`trio_modbus._layouts` states them) and confirmed
+by the CRC; silence on the line is an input (:meth:`RTUFramer.receive_silence`), never a clock
+read here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trio_modbus._layouts import (
+    DIAGNOSTIC_HEADER,
+    EXCEPTION_RESPONSE_LENGTH,
+    LAYOUTS,
+    MEI_HEADER,
+    MEI_READ_DEVICE_ID,
+    Layout,
+    LayoutKind,
+)
 from trio_modbus.framing.base import MAX_FRAMED_RTU_ADU, MAX_RTU_ADU, Frame, FramerCounters
 from trio_modbus.framing.base import check_build_args as _check_build_args
 from trio_modbus.framing.crc import _TABLE, crc16_bytes
@@ -30,6 +40,8 @@ RTU_FAST_T15 = 0.00075
 RTU_FAST_T35 = 0.00175
 # Above this baud rate the fixed times apply.
 _FAST_BAUDRATE = 19200
+# An RTU ADU is the PDU with the address before it and 2 CRC bytes after it.
+_ADU_OVERHEAD = 3
 # Smallest RTU ADU: address, function code, 2 CRC bytes.
 _MIN_ADU = 4
 # Largest ADU taken from the line: past the specification's 256 bytes by a few, so that a
@@ -40,9 +52,12 @@ _MAX_ADU = MAX_FRAMED_RTU_ADU
 _FIXED = 0  # param = ADU length
 _COUNT = 1  # param = offset of a one-byte byte count; length = adu[param] + param + 3
 _SEARCH = 2  # param = minimum length; shortest length whose CRC matches
-_DIAG = 3  # FC 08: 8 bytes, except sub-function 0000 (echo of any data) -> search from 6
-_MEI_REQUEST = 4  # FC 2B: MEI type 0E -> 7 bytes, other MEI types -> search from 5
-_MEI_RESPONSE = 5  # FC 2B: MEI type 0E -> walk the object list, other MEI types -> search
+_DIAG = 3  # FC 08: param = ADU length, except sub-function 0000 (echo of any data): search
+_MEI_REQUEST = 4  # FC 2B: MEI type 0E -> param = ADU length, other MEI types -> search
+_MEI_RESPONSE = 5  # FC 2B: MEI type 0E -> param = header length, then the objects; else search
+# The shortest FC 08 and FC 2B ADUs (a search starts there).
+_MIN_DIAG_ADU = DIAGNOSTIC_HEADER + _ADU_OVERHEAD
+_MIN_MEI_ADU = MEI_HEADER + _ADU_OVERHEAD
 
 # Results of _length besides a length.
 _NEED = -1  # more bytes are needed to know the length
@@ -58,51 +73,34 @@ _NESTED = 8  # checking whether a frame follows a CRC match: any CRC match will 
 _Layout = tuple[int, int, bool]  # (kind, param, is_request)
 _Match = tuple[int, bool]  # (length or _NEED / _INVALID / _OVERRUN, is_request)
 
+
+def _rtu_layout(layout: Layout) -> tuple[int, int]:
+    """The RTU layout (kind, param) of a PDU layout of the table."""
+    kind, size = layout
+    if kind == LayoutKind.FIXED:
+        return _FIXED, size + _ADU_OVERHEAD
+    if kind == LayoutKind.COUNTED:
+        # The byte count is the header's last byte: PDU offset size - 1, ADU offset size.
+        return _COUNT, size
+    if kind == LayoutKind.DIAGNOSTIC:
+        return _DIAG, size + _ADU_OVERHEAD
+    if kind == LayoutKind.DEVICE_ID:
+        return _MEI_REQUEST, size + _ADU_OVERHEAD
+    assert kind == LayoutKind.DEVICE_ID_OBJECTS
+    return _MEI_RESPONSE, 1 + size  # the header with the address before it
+
+
 # Request and response layouts of the public function codes (address at offset 0, CRC included).
 _REQUESTS: dict[int, tuple[int, int]] = {
-    0x01: (_FIXED, 8),  # read coils: start, quantity
-    0x02: (_FIXED, 8),  # read discrete inputs
-    0x03: (_FIXED, 8),  # read holding registers
-    0x04: (_FIXED, 8),  # read input registers
-    0x05: (_FIXED, 8),  # write single coil: address, value
-    0x06: (_FIXED, 8),  # write single register
-    0x07: (_FIXED, 4),  # read exception status: no data
-    0x08: (_DIAG, 0),  # diagnostics: sub-function, data
-    0x0B: (_FIXED, 4),  # get comm event counter: no data
-    0x0C: (_FIXED, 4),  # get comm event log: no data
-    0x0F: (_COUNT, 6),  # write multiple coils: start, quantity, byte count, values
-    0x10: (_COUNT, 6),  # write multiple registers
-    0x11: (_FIXED, 4),  # report server id: no data
-    0x14: (_COUNT, 2),  # read file record: byte count, sub-requests
-    0x15: (_COUNT, 2),  # write file record: byte count, sub-requests
-    0x16: (_FIXED, 10),  # mask write register: address, and mask, or mask
-    0x17: (_COUNT, 10),  # read/write multiple registers: 4 words, byte count, values
-    0x18: (_FIXED, 6),  # read FIFO queue: pointer address
-    0x2B: (_MEI_REQUEST, 0),  # encapsulated interface transport
+    fc: _rtu_layout(entry.request) for fc, entry in LAYOUTS.items()
 }
 _RESPONSES: dict[int, tuple[int, int]] = {
-    0x01: (_COUNT, 2),
-    0x02: (_COUNT, 2),
-    0x03: (_COUNT, 2),
-    0x04: (_COUNT, 2),
-    0x05: (_FIXED, 8),
-    0x06: (_FIXED, 8),
-    0x07: (_FIXED, 5),  # status byte
-    0x08: (_DIAG, 0),
-    0x0B: (_FIXED, 8),  # status, event count
-    0x0C: (_COUNT, 2),
-    0x0F: (_FIXED, 8),  # start, quantity
-    0x10: (_FIXED, 8),
-    0x11: (_COUNT, 2),
-    0x14: (_COUNT, 2),
-    0x15: (_COUNT, 2),
-    0x16: (_FIXED, 10),
-    0x17: (_COUNT, 2),
-    0x18: (_COUNT, 3),  # two-byte byte count (at most 64): its low byte decides
-    0x2B: (_MEI_RESPONSE, 0),
+    fc: _rtu_layout(entry.response) for fc, entry in LAYOUTS.items()
 }
 # An exception response: address, function code | 0x80, exception code, CRC.
-_EXCEPTION_LAYOUTS: tuple[_Layout, ...] = ((_FIXED, 5, False),)
+_EXCEPTION_LAYOUTS: tuple[_Layout, ...] = (
+    (_FIXED, EXCEPTION_RESPONSE_LENGTH + _ADU_OVERHEAD, False),
+)
 # A function code without a known layout: shortest CRC match from the minimum ADU.
 _UNKNOWN_LAYOUTS: tuple[_Layout, ...] = ((_SEARCH, _MIN_ADU, True),)
 
@@ -204,12 +202,15 @@ def _search(buf: bytes, off: int, avail: int, minimum: int, mode: int) -> int:
     return matches[0]
 
 
-def _mei_response_length(buf: bytes, off: int, avail: int) -> int:
-    """Walk a read-device-identification response: 8 header bytes, then (id, len, value)..."""
-    if avail < 8:
+def _mei_response_length(buf: bytes, off: int, avail: int, header: int) -> int:
+    """Walk a read-device-identification response: the header, then (id, len, value)...
+
+    ``header`` counts the address; its last byte is the number of objects.
+    """
+    if avail < header:
         return _NEED
-    pos = 8
-    for _ in range(buf[off + 7]):
+    pos = header
+    for _ in range(buf[off + header - 1]):
         if pos + 2 > avail:
             return _NEED
         pos += 2 + buf[off + pos + 1]
@@ -229,15 +230,15 @@ def _length(kind: int, param: int, buf: bytes, off: int, avail: int, mode: int) 
         if avail < 4:
             return _NEED
         if buf[off + 2] or buf[off + 3]:
-            return 8
-        return _search(buf, off, avail, 6, mode)
+            return param
+        return _search(buf, off, avail, _MIN_DIAG_ADU, mode)
     if avail < 3:
         return _NEED
-    if buf[off + 2] != 0x0E:
-        return _search(buf, off, avail, 5, mode)
+    if buf[off + 2] != MEI_READ_DEVICE_ID:
+        return _search(buf, off, avail, _MIN_MEI_ADU, mode)
     if kind == _MEI_REQUEST:
-        return 7
-    return _mei_response_length(buf, off, avail)
+        return param
+    return _mei_response_length(buf, off, avail, param)
 
 
 def _match(layouts: tuple[_Layout, ...], buf: bytes, off: int, avail: int, mode: int) -> _Match:

@@ -14,6 +14,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 
+from trio_modbus._layouts import ADDRESS_SPACE as ADDRESS_SPACE
+from trio_modbus._layouts import DIAGNOSTIC_HEADER as _DIAGNOSTIC_HEADER
+from trio_modbus._layouts import LAYOUTS as _LAYOUTS
+from trio_modbus._layouts import MAX_FILE_RECORD_NUMBER as MAX_FILE_RECORD_NUMBER
+from trio_modbus._layouts import MAX_PDU_SIZE as MAX_PDU_SIZE
+from trio_modbus._layouts import MAX_READ_BITS as MAX_READ_BITS
+from trio_modbus._layouts import MAX_READ_REGISTERS as MAX_READ_REGISTERS
+from trio_modbus._layouts import MAX_RW_WRITE_REGISTERS as MAX_RW_WRITE_REGISTERS
+from trio_modbus._layouts import MAX_WRITE_COILS as MAX_WRITE_COILS
+from trio_modbus._layouts import MAX_WRITE_REGISTERS as MAX_WRITE_REGISTERS
+from trio_modbus._layouts import MEI_HEADER as _MEI_HEADER
 from trio_modbus.pdu.bits import unpack_bits
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode, MEIType
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
@@ -42,17 +53,19 @@ from trio_modbus.pdu.requests import (
 
 __all__ = ["MAX_PDU_SIZE", "DecodeResult", "decode_request"]
 
-MAX_PDU_SIZE = 253  # function code + data, the same for every transport
-
-# Quantity limits from the Application Protocol specification.
-MAX_READ_BITS = 2000  # 0x01, 0x02: 0x0001..0x07D0
-MAX_READ_REGISTERS = 125  # 0x03, 0x04, read half of 0x17: 0x0001..0x007D
-MAX_WRITE_COILS = 1968  # 0x0F: 0x0001..0x07B0
-MAX_WRITE_REGISTERS = 123  # 0x10: 0x0001..0x007B
-MAX_RW_WRITE_REGISTERS = 121  # write half of 0x17: 0x0001..0x0079
-MAX_FILE_RECORD_NUMBER = 0x270F  # records of a file are numbered 0..9999
-ADDRESS_SPACE = 0x10000  # data addresses are 0..65535: a range may not run past 0xFFFF
 FILE_REFERENCE_TYPE = 6
+
+# Request PDU lengths (function code included), from the layout table.
+_ADDRESS_VALUE_LENGTH = _LAYOUTS[FunctionCode.READ_COILS].request.size  # 01..06
+_NO_DATA_LENGTH = _LAYOUTS[FunctionCode.READ_EXCEPTION_STATUS].request.size  # 07 0B 0C 11
+_DIAGNOSTIC_LENGTH = _LAYOUTS[FunctionCode.DIAGNOSTICS].request.size  # but sub-function 0000
+_MASK_WRITE_LENGTH = _LAYOUTS[FunctionCode.MASK_WRITE_REGISTER].request.size
+_FIFO_LENGTH = _LAYOUTS[FunctionCode.READ_FIFO_QUEUE].request.size
+_DEVICE_ID_LENGTH = _LAYOUTS[FunctionCode.ENCAPSULATED_INTERFACE_TRANSPORT].request.size
+# Headers up to and including the byte count, which counts the bytes that follow.
+_WRITE_HEADER = _LAYOUTS[FunctionCode.WRITE_MULTIPLE_COILS].request.size  # 0F 10
+_FILE_HEADER = _LAYOUTS[FunctionCode.READ_FILE_RECORD].request.size  # 14 15
+_READ_WRITE_HEADER = _LAYOUTS[FunctionCode.READ_WRITE_MULTIPLE_REGISTERS].request.size
 
 DecodeResult = Request | ExceptionResponse
 """What :func:`decode_request` returns."""
@@ -73,7 +86,7 @@ _SUPPORTED_DIAGNOSTICS = frozenset(int(s) for s in DiagnosticSubFunction)
 
 def _read_bits(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) != 5:
+    if len(pdu) != _ADDRESS_VALUE_LENGTH:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_BITS:
@@ -85,7 +98,7 @@ def _read_bits(pdu: bytes) -> DecodeResult:
 
 def _read_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) != 5:
+    if len(pdu) != _ADDRESS_VALUE_LENGTH:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_REGISTERS:
@@ -96,7 +109,7 @@ def _read_registers(pdu: bytes) -> DecodeResult:
 
 
 def _write_single_coil(pdu: bytes) -> DecodeResult:
-    if len(pdu) != 5:
+    if len(pdu) != _ADDRESS_VALUE_LENGTH:
         return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
     address, value = _ADDR_QTY.unpack_from(pdu, 1)
     if value == 0xFF00:
@@ -107,7 +120,7 @@ def _write_single_coil(pdu: bytes) -> DecodeResult:
 
 
 def _write_single_register(pdu: bytes) -> DecodeResult:
-    if len(pdu) != 5:
+    if len(pdu) != _ADDRESS_VALUE_LENGTH:
         return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
     address, value = _ADDR_QTY.unpack_from(pdu, 1)
     return WriteSingleRegisterRequest(address, value)
@@ -115,7 +128,7 @@ def _write_single_register(pdu: bytes) -> DecodeResult:
 
 def _no_data(request: Request) -> Callable[[bytes], DecodeResult]:
     def decode(pdu: bytes) -> DecodeResult:
-        if len(pdu) != 1:
+        if len(pdu) != _NO_DATA_LENGTH:
             return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
         return request
 
@@ -124,7 +137,7 @@ def _no_data(request: Request) -> Callable[[bytes], DecodeResult]:
 
 def _diagnostics(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 3:
+    if len(pdu) < _DIAGNOSTIC_HEADER:
         # Too short to name a sub-function: a structural error.
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     (sub,) = _U16.unpack_from(pdu, 1)
@@ -133,7 +146,7 @@ def _diagnostics(pdu: bytes) -> DecodeResult:
     data = pdu[3:]
     if sub == DiagnosticSubFunction.RETURN_QUERY_DATA:
         return DiagnosticRequest(sub, data)
-    if len(data) != 2:
+    if len(pdu) != _DIAGNOSTIC_LENGTH:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     if sub == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
         if data not in (b"\x00\x00", b"\xff\x00"):
@@ -149,13 +162,13 @@ def _diagnostics(pdu: bytes) -> DecodeResult:
 
 def _write_multiple_coils(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 6:
+    if len(pdu) < _WRITE_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     address, count, byte_count = _ADDR_QTY_BC.unpack_from(pdu, 1)
     if (
         not 1 <= count <= MAX_WRITE_COILS
         or byte_count != (count + 7) // 8
-        or len(pdu) != 6 + byte_count
+        or len(pdu) != _WRITE_HEADER + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     if address + count > ADDRESS_SPACE:
@@ -165,13 +178,13 @@ def _write_multiple_coils(pdu: bytes) -> DecodeResult:
 
 def _write_multiple_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 6:
+    if len(pdu) < _WRITE_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     address, count, byte_count = _ADDR_QTY_BC.unpack_from(pdu, 1)
     if (
         not 1 <= count <= MAX_WRITE_REGISTERS
         or byte_count != 2 * count
-        or len(pdu) != 6 + byte_count
+        or len(pdu) != _WRITE_HEADER + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     if address + count > ADDRESS_SPACE:
@@ -191,10 +204,10 @@ def _check_file_reference(record: FileRecord) -> bool:
 
 def _read_file_record(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 2:
+    if len(pdu) < _FILE_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     byte_count = pdu[1]
-    if not 0x07 <= byte_count <= 0xF5 or byte_count % 7 or len(pdu) != 2 + byte_count:
+    if not 0x07 <= byte_count <= 0xF5 or byte_count % 7 or len(pdu) != _FILE_HEADER + byte_count:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     records = tuple(
         FileRecord(file_number, record_number, length, (), ref_type)
@@ -212,10 +225,10 @@ def _read_file_record(pdu: bytes) -> DecodeResult:
 
 def _write_file_record(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 2:
+    if len(pdu) < _FILE_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     length = pdu[1]
-    if not 0x09 <= length <= 0xFB or len(pdu) != 2 + length:
+    if not 0x09 <= length <= 0xFB or len(pdu) != _FILE_HEADER + length:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     records: list[FileRecord] = []
     offset, end = 2, 2 + length
@@ -235,14 +248,14 @@ def _write_file_record(pdu: bytes) -> DecodeResult:
 
 
 def _mask_write_register(pdu: bytes) -> DecodeResult:
-    if len(pdu) != 7:
+    if len(pdu) != _MASK_WRITE_LENGTH:
         return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
     return MaskWriteRegisterRequest(*_MASK.unpack_from(pdu, 1))
 
 
 def _read_write_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 10:
+    if len(pdu) < _READ_WRITE_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     read_address, read_count, write_address, write_count, byte_count = _RW_HEADER.unpack_from(
         pdu, 1
@@ -251,7 +264,7 @@ def _read_write_registers(pdu: bytes) -> DecodeResult:
         not 1 <= read_count <= MAX_READ_REGISTERS
         or not 1 <= write_count <= MAX_RW_WRITE_REGISTERS
         or byte_count != 2 * write_count
-        or len(pdu) != 10 + byte_count
+        or len(pdu) != _READ_WRITE_HEADER + byte_count
     ):
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     if read_address + read_count > ADDRESS_SPACE or write_address + write_count > ADDRESS_SPACE:
@@ -261,19 +274,19 @@ def _read_write_registers(pdu: bytes) -> DecodeResult:
 
 
 def _read_fifo_queue(pdu: bytes) -> DecodeResult:
-    if len(pdu) != 3:
+    if len(pdu) != _FIFO_LENGTH:
         return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
     return ReadFifoQueueRequest(_U16.unpack_from(pdu, 1)[0])
 
 
 def _encapsulated_interface(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
-    if len(pdu) < 2:
+    if len(pdu) < _MEI_HEADER:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     if pdu[1] != MEIType.READ_DEVICE_IDENTIFICATION:
         # 0x0D (CANopen General Reference) and every undefined MEI type: not supported.
         return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
-    if len(pdu) != 4 or not 1 <= pdu[2] <= 4:
+    if len(pdu) != _DEVICE_ID_LENGTH or not 1 <= pdu[2] <= 4:
         return ExceptionResponse(fc, _ILLEGAL_VALUE)
     return ReadDeviceIdentificationRequest(pdu[2], pdu[3])
 

@@ -25,15 +25,16 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from trio_modbus.datastore.blocks import ModbusSequentialDataBlock, ValueList
-from trio_modbus.datastore.context import ModbusDeviceContext, ModbusServerContext
-from trio_modbus.pdu.codec import (
+from trio_modbus._layouts import (
     ADDRESS_SPACE,
+    LAYOUTS,
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     MAX_RW_WRITE_REGISTERS,
     MAX_WRITE_REGISTERS,
 )
+from trio_modbus.datastore.blocks import ModbusSequentialDataBlock, ValueList
+from trio_modbus.datastore.context import ModbusDeviceContext, ModbusServerContext
 from trio_modbus.pdu.responses import encode_read_bits
 from trio_modbus.service import DatastoreService
 
@@ -51,6 +52,20 @@ _unpack_rw = struct.Struct(">HHHH").unpack_from
 _REGISTERS = [struct.Struct(f">{n}H").unpack_from for n in range(MAX_READ_REGISTERS + 1)]
 
 _LANE_FUNCTIONS = frozenset((1, 2, 3, 4, 6, 16, 23))
+
+# MBAP length fields (unit id + PDU) from the layout table: the fixed-length requests ...
+_READ_BITS_LENGTH = 1 + LAYOUTS[1].request.size  # 01, 02: address, quantity
+_READ_REGISTERS_LENGTH = 1 + LAYOUTS[3].request.size  # 03, 04: address, quantity
+_WRITE_REGISTER_LENGTH = 1 + LAYOUTS[6].request.size  # 06: address, value
+# ... and the headers (up to and including the byte count) of the others, which the values
+# follow. Within a frame at ``pos`` the header's last byte, the byte count, is at ``pos + 5 +
+# header`` and the values start at ``pos + 6 + header``.
+_WRITE_REGISTERS_HEADER = 1 + LAYOUTS[16].request.size  # 0x10: address, quantity, byte count
+_READ_WRITE_HEADER = 1 + LAYOUTS[23].request.size  # 0x17: 2 x (address, quantity), byte count
+_WRITE_REGISTERS_COUNT_AT = 5 + _WRITE_REGISTERS_HEADER
+_WRITE_REGISTERS_VALUES_AT = 6 + _WRITE_REGISTERS_HEADER
+_READ_WRITE_COUNT_AT = 5 + _READ_WRITE_HEADER
+_READ_WRITE_VALUES_AT = 6 + _READ_WRITE_HEADER
 
 
 def _write_registers(
@@ -154,7 +169,7 @@ class MBAPLane:
                     break
             fc, values, image, offset, low, high = target
             if 3 <= fc <= 4:  # read registers
-                if length != 6:
+                if length != _READ_REGISTERS_LENGTH:
                     break
                 address, count = _unpack_address_count(buf, pos + 8)
                 if not 1 <= count <= MAX_READ_REGISTERS or address < low or address + count > high:
@@ -163,21 +178,22 @@ class MBAPLane:
                 append(_pack_read_header(tid, 0, 3 + 2 * count, key, 2 * count))
                 append(image[start : start + 2 * count])
             elif fc == 16:
-                if length < 9:  # the shortest write: one register
+                if length < _WRITE_REGISTERS_HEADER:
                     break
                 address, count = _unpack_address_count(buf, pos + 8)
                 if (
                     not 1 <= count <= MAX_WRITE_REGISTERS
-                    or length != 7 + 2 * count
-                    or buf[pos + 12] != 2 * count
+                    or length != _WRITE_REGISTERS_HEADER + 2 * count
+                    or buf[pos + _WRITE_REGISTERS_COUNT_AT] != 2 * count
                     or address < low
                     or address + count > high
                 ):
                     break
-                _write_registers(values, image, address + offset, count, buf, pos + 13)
+                at = pos + _WRITE_REGISTERS_VALUES_AT
+                _write_registers(values, image, address + offset, count, buf, at)
                 append(_pack_write_reply(tid, 0, 6, key, address, count))
             elif fc == 6:
-                if length != 6:
+                if length != _WRITE_REGISTER_LENGTH:
                     break
                 address = buf[pos + 8] << 8 | buf[pos + 9]
                 if address < low or address >= high:
@@ -185,14 +201,14 @@ class MBAPLane:
                 _write_registers(values, image, address + offset, 1, buf, pos + 10)
                 append(buf[pos:end])  # the reply echoes the request
             elif fc == 23:
-                if length < 11:
+                if length < _READ_WRITE_HEADER:
                     break
                 read_address, read_count, write_address, write_count = _unpack_rw(buf, pos + 8)
                 if (
                     not 1 <= read_count <= MAX_READ_REGISTERS
                     or not 1 <= write_count <= MAX_RW_WRITE_REGISTERS
-                    or length != 11 + 2 * write_count
-                    or buf[pos + 16] != 2 * write_count
+                    or length != _READ_WRITE_HEADER + 2 * write_count
+                    or buf[pos + _READ_WRITE_COUNT_AT] != 2 * write_count
                     or read_address < low
                     or read_address + read_count > high
                     or write_address < low
@@ -200,12 +216,13 @@ class MBAPLane:
                 ):
                     break
                 # The write comes first; the read sees it.
-                _write_registers(values, image, write_address + offset, write_count, buf, pos + 17)
+                at = pos + _READ_WRITE_VALUES_AT
+                _write_registers(values, image, write_address + offset, write_count, buf, at)
                 start = 2 * (read_address + offset)
                 append(_pack_read_header(tid, 0, 3 + 2 * read_count, key, 2 * read_count))
                 append(image[start : start + 2 * read_count])
             else:  # 1, 2: read bits
-                if length != 6:
+                if length != _READ_BITS_LENGTH:
                     break
                 address, count = _unpack_address_count(buf, pos + 8)
                 if not 1 <= count <= MAX_READ_BITS or address < low or address + count > high:
