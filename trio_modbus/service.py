@@ -24,7 +24,7 @@ from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.pdu import responses as enc
 from trio_modbus.pdu.codec import MAX_PDU_SIZE, DecodeResult, decode_request
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable
 from trio_modbus.pdu.requests import (
     CustomRequest,
     DiagnosticRequest,
@@ -261,15 +261,15 @@ class DatastoreService:
             diag.add_event(_RECEIVE_EVENT | _RECEIVE_BROADCAST)
             diag.server_no_response_count += 1
             if (
-                not isinstance(request, ExceptionResponse)
+                not isinstance(request, Undecodable)
                 and request.function_code in BROADCAST_FUNCTIONS
             ):
                 await self._broadcast(request, ctx)
             diag.add_event(_SEND_EVENT)
             return None
         diag.add_event(_RECEIVE_EVENT)
-        if isinstance(request, ExceptionResponse):
-            response: Response | None = request
+        if isinstance(request, Undecodable):
+            response: Response | None = request.response()
         elif type(request) is CustomRequest:
             response = await self._execute_custom(request, ctx)
         else:

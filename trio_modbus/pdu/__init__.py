@@ -1,7 +1,7 @@
 """The PDU layer: function codes, request decoding and validation, response encoding.
 
 Pure: no trio, no I/O, no clock, no logging. ``decode_request`` never raises; it returns a
-request value or the :class:`ExceptionResponse` the specification prescribes.
+request value or an :class:`Undecodable` carrying the exception the specification prescribes.
 """
 
 from trio_modbus.pdu.bits import pack_bits, unpack_bits
