@@ -24,7 +24,7 @@ from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.pdu import responses as enc
 from trio_modbus.pdu.codec import MAX_PDU_SIZE, DecodeResult, decode_request
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable, encode_response
 from trio_modbus.pdu.requests import (
     CustomRequest,
     DiagnosticRequest,
@@ -221,9 +221,7 @@ class DatastoreService:
     async def process(self, pdu: bytes, ctx: RequestContext) -> bytes | None:
         """Decode, execute and encode one request PDU; None when no reply is due."""
         response = await self(decode_request(pdu, self.custom_functions), ctx)
-        if response is None:
-            return None
-        return response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
+        return None if response is None else encode_response(response)
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
         """Execute a decoded request (or answer a decoding failure) for ``ctx.unit_id``.
