@@ -76,21 +76,6 @@ BROADCAST_FUNCTIONS = frozenset(
     }
 )
 
-# Event log bytes (Application Protocol 6.9).
-_RECEIVE_EVENT = 0x80
-_RECEIVE_LISTEN_ONLY = 0x20
-_RECEIVE_BROADCAST = 0x40
-_SEND_EVENT = 0x40
-_SEND_FLAGS = {
-    ExceptionCode.ILLEGAL_FUNCTION: 0x01,
-    ExceptionCode.ILLEGAL_DATA_ADDRESS: 0x01,
-    ExceptionCode.ILLEGAL_DATA_VALUE: 0x01,
-    ExceptionCode.SERVER_DEVICE_FAILURE: 0x02,
-    ExceptionCode.ACKNOWLEDGE: 0x04,
-    ExceptionCode.SERVER_DEVICE_BUSY: 0x04,
-    ExceptionCode.NEGATIVE_ACKNOWLEDGE: 0x08,
-}
-
 _ILLEGAL_FUNCTION = ExceptionCode.ILLEGAL_FUNCTION
 _ILLEGAL_ADDRESS = ExceptionCode.ILLEGAL_DATA_ADDRESS
 _ILLEGAL_VALUE = ExceptionCode.ILLEGAL_DATA_VALUE
@@ -241,11 +226,7 @@ class DatastoreService:
             return ExceptionResponse(request.function_code, _NO_TARGET)
         diag.server_message_count += 1
         if diag.listen_only:
-            diag.add_event(
-                _RECEIVE_EVENT
-                | _RECEIVE_LISTEN_ONLY
-                | (_RECEIVE_BROADCAST if ctx.broadcast else 0)
-            )
+            diag.add_receive_event(broadcast=ctx.broadcast)
             if (
                 type(request) is DiagnosticRequest
                 and request.sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION
@@ -256,16 +237,16 @@ class DatastoreService:
                 diag.server_no_response_count += 1
             return None
         if ctx.broadcast:
-            diag.add_event(_RECEIVE_EVENT | _RECEIVE_BROADCAST)
+            diag.add_receive_event(broadcast=True)
             diag.server_no_response_count += 1
             if (
                 not isinstance(request, Undecodable)
                 and request.function_code in BROADCAST_FUNCTIONS
             ):
                 await self._broadcast(request, ctx)
-            diag.add_event(_SEND_EVENT)
+            diag.add_send_event()
             return None
-        diag.add_event(_RECEIVE_EVENT)
+        diag.add_receive_event()
         if isinstance(request, Undecodable):
             response: Response | None = request.response()
         elif type(request) is CustomRequest:
@@ -289,7 +270,7 @@ class DatastoreService:
             diag.server_no_response_count += 1
             if diag.listen_only:  # 08/04 just switched the mode on: log it, not a send event
                 return None
-            diag.add_event(_SEND_EVENT)
+            diag.add_send_event()
             return None
         if type(response) is ExceptionResponse:
             code = response.exception_code
@@ -298,11 +279,11 @@ class DatastoreService:
                 diag.server_busy_count += 1
             elif code == ExceptionCode.NEGATIVE_ACKNOWLEDGE:
                 diag.server_nak_count += 1
-            diag.add_event(_SEND_EVENT | _SEND_FLAGS.get(code, 0))
+            diag.add_send_event(code)
             return response
         if request.function_code != FunctionCode.GET_COMM_EVENT_COUNTER:
             diag.event_count += 1
-        diag.add_event(_SEND_EVENT)
+        diag.add_send_event()
         return response
 
     def _execute(self, request: Request, ctx: RequestContext) -> Response | None:
