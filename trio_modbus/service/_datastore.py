@@ -47,15 +47,6 @@ from trio_modbus.pdu.requests import (
     WriteSingleRegisterRequest,
 )
 
-__all__ = [
-    "DEFAULT_SERVER_ID",
-    "MAX_FIFO_COUNT",
-    "DatastoreService",
-    "RequestContext",
-    "Response",
-    "Service",
-]
-
 log = logging.getLogger("trio_modbus.server")
 
 MAX_FIFO_COUNT = 31  # 0x18: a queue longer than this is answered with 03
