@@ -1,10 +1,8 @@
-"""The service step: execute decoded requests against a datastore context.
+"""The standard service: execute decoded requests against a datastore context.
 
-A *service* is the application's one extension point (see DESIGN.md): an async callable
-``service(request, ctx) -> response | None``. :class:`DatastoreService` is the standard one: it
-routes by unit id, runs the datastore operations of every public function code, keeps the
-server's diagnostic counters and event log, answers device identification, and runs
-user-defined functions.
+:class:`DatastoreService` routes by unit id, runs the datastore operations of every public
+function code (the handlers of ``_data`` and ``_diagnostics``), keeps the server's diagnostic
+counters and event log, answers device identification, and runs user-defined functions.
 
 Responses are PDU ``bytes`` (function code first) for normal replies and
 :class:`~trio_modbus.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
@@ -15,45 +13,20 @@ from __future__ import annotations
 
 import inspect
 import logging
-import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
-from trio_modbus.pdu import responses as enc
-from trio_modbus.pdu.codec import MAX_PDU_SIZE, DecodeResult, decode_request
+from trio_modbus.pdu.codec import DecodeResult, decode_request
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable, encode_response
-from trio_modbus.pdu.requests import (
-    CustomRequest,
-    DiagnosticRequest,
-    GetCommEventCounterRequest,
-    GetCommEventLogRequest,
-    MaskWriteRegisterRequest,
-    ReadBitsRequest,
-    ReadDeviceIdentificationRequest,
-    ReadExceptionStatusRequest,
-    ReadFifoQueueRequest,
-    ReadFileRecordRequest,
-    ReadRegistersRequest,
-    ReadWriteMultipleRegistersRequest,
-    ReportServerIdRequest,
-    Request,
-    WriteFileRecordRequest,
-    WriteMultipleCoilsRequest,
-    WriteMultipleRegistersRequest,
-    WriteSingleCoilRequest,
-    WriteSingleRegisterRequest,
-)
+from trio_modbus.pdu.requests import CustomRequest, DiagnosticRequest, Request
+
+from ._context import Handler, RequestContext, Response
+from ._data import DATA_HANDLERS
+from ._diagnostics import diagnostic_handlers
 
 log = logging.getLogger("trio_modbus.server")
-
-MAX_FIFO_COUNT = 31  # 0x18: a queue longer than this is answered with 03
-DEFAULT_SERVER_ID = b"trio_modbus"  # 0x11 server id when the identity has no basic objects
-
-Response = bytes | ExceptionResponse
-"""A reply PDU: bytes for a normal response, an ExceptionResponse for an exception."""
 
 # Function codes a broadcast may carry: writes only (Serial Line spec 2.1).
 BROADCAST_FUNCTIONS = frozenset(
@@ -68,48 +41,8 @@ BROADCAST_FUNCTIONS = frozenset(
 )
 
 _ILLEGAL_FUNCTION = ExceptionCode.ILLEGAL_FUNCTION
-_ILLEGAL_ADDRESS = ExceptionCode.ILLEGAL_DATA_ADDRESS
-_ILLEGAL_VALUE = ExceptionCode.ILLEGAL_DATA_VALUE
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
 _NO_TARGET = ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND
-_U16 = struct.Struct(">H")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Where a request came from.
-
-    Attributes:
-        unit_id: The unit id (slave address) of the frame.
-        broadcast: True for a serial-line broadcast (unit 0 with broadcast enabled): execute,
-            never reply.
-        peer: The client's address, when the transport has one.
-        role: The client certificate's Modbus role (Modbus/TCP Security), if any.
-        serial_line: True when the request came over a serial line, a bus shared with other
-            stations: a unit the server does not hold belongs to one of them and is never
-            answered, and force listen-only (08/04) applies as the specification says.
-    """
-
-    unit_id: int
-    broadcast: bool = False
-    peer: object = None
-    role: str | None = None
-    serial_line: bool = False
-
-
-class Service(Protocol):
-    """The application's extension point: answer one request."""
-
-    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
-        """Return the reply PDU for ``request``, or None for no reply."""
-
-
-class _DeviceContext(Protocol):
-    """What the service needs of a device context (``ModbusBaseDeviceContext``)."""
-
-    def validate(self, fx: int, address: int, count: int = 1) -> bool: ...
-    def getValues(self, fx: int, address: int, count: int = 1) -> Any: ...
-    def setValues(self, fx: int, address: int, values: Any) -> Any: ...
 
 
 class _ServerContext(Protocol):
@@ -117,10 +50,6 @@ class _ServerContext(Protocol):
 
     def __getitem__(self, unit_id: int) -> Any: ...
     def __contains__(self, unit_id: object) -> bool: ...
-
-
-def _exception(fc: int, code: int) -> ExceptionResponse:
-    return ExceptionResponse(fc, ExceptionCode(code))
 
 
 class DatastoreService:
@@ -159,25 +88,9 @@ class DatastoreService:
         self.custom_functions: dict[int, type[ModbusPDU]] = {}
         for cls in custom_functions:
             self.register(cls)
-        self._handlers: dict[type, Callable[[Any, Any, RequestContext], Any]] = {
-            ReadBitsRequest: self._read_bits,
-            ReadRegistersRequest: self._read_registers,
-            WriteSingleCoilRequest: self._write_single_coil,
-            WriteSingleRegisterRequest: self._write_single_register,
-            ReadExceptionStatusRequest: self._read_exception_status,
-            DiagnosticRequest: self._diagnostics,
-            GetCommEventCounterRequest: self._comm_event_counter,
-            GetCommEventLogRequest: self._comm_event_log,
-            WriteMultipleCoilsRequest: self._write_multiple_coils,
-            WriteMultipleRegistersRequest: self._write_multiple_registers,
-            ReportServerIdRequest: self._report_server_id,
-            ReadFileRecordRequest: self._read_file_record,
-            WriteFileRecordRequest: self._write_file_record,
-            MaskWriteRegisterRequest: self._mask_write_register,
-            ReadWriteMultipleRegistersRequest: self._read_write_registers,
-            ReadFifoQueueRequest: self._read_fifo_queue,
-            ReadDeviceIdentificationRequest: self._device_identification,
-        }
+        # Request type → handler, one table for every standard function (a dict lookup, then
+        # a plain call: no coroutine per request).
+        self._handlers: dict[type, Handler] = {**DATA_HANDLERS, **diagnostic_handlers(self)}
 
     def register(self, cls: type[ModbusPDU]) -> None:
         """Add a user-defined function (a ``ModbusPDU`` subclass with a function code).
@@ -281,7 +194,7 @@ class DatastoreService:
         """Execute a standard request (synchronous: no coroutine per request)."""
         try:
             device = self.context[ctx.unit_id]
-            return self._handlers[type(request)](request, device, ctx)  # type: ignore[no-any-return]
+            return self._handlers[type(request)](request, device, ctx)
         except Exception:
             log.exception("unit %s: function 0x%02X failed", ctx.unit_id, request.function_code)
             return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
@@ -310,253 +223,6 @@ class DatastoreService:
                     self._handlers[type(request)](request, device, ctx)
             except Exception:
                 log.exception("broadcast of function 0x%02X failed", request.function_code)
-
-    # -- bit and register access -------------------------------------------------------------
-
-    @staticmethod
-    def _read_values(device: _DeviceContext, fc: int, address: int, count: int) -> Any:
-        """Validate and read; an ExceptionResponse when refused."""
-        if not device.validate(fc, address, count):
-            return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
-        values = device.getValues(fc, address, count)
-        if isinstance(values, int):
-            return _exception(fc, values)
-        if len(values) != count:
-            raise ValueError(f"datastore returned {len(values)} values for {count}")
-        return values
-
-    @staticmethod
-    def _write_values(
-        device: _DeviceContext, fc: int, address: int, values: Sequence[Any], reply_fc: int = 0
-    ) -> ExceptionResponse | None:
-        """Validate and write; an ExceptionResponse when refused."""
-        reply_fc = reply_fc or fc
-        if not device.validate(fc, address, len(values)):
-            return ExceptionResponse(reply_fc, _ILLEGAL_ADDRESS)
-        result = device.setValues(fc, address, list(values))
-        if isinstance(result, int):
-            return _exception(reply_fc, result)
-        return None
-
-    def _read_bits(self, req: ReadBitsRequest, device: _DeviceContext, _: RequestContext) -> Any:
-        values = self._read_values(device, req.function_code, req.address, req.count)
-        if type(values) is ExceptionResponse:
-            return values
-        return enc.encode_read_bits(req.function_code, values)
-
-    def _read_registers(
-        self, req: ReadRegistersRequest, device: _DeviceContext, _: RequestContext
-    ) -> Any:
-        values = self._read_values(device, req.function_code, req.address, req.count)
-        if type(values) is ExceptionResponse:
-            return values
-        return enc.encode_read_registers(req.function_code, values)
-
-    def _write_single_coil(
-        self, req: WriteSingleCoilRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        refused = self._write_values(device, req.function_code, req.address, [req.value])
-        return refused or req.encode()
-
-    def _write_single_register(
-        self, req: WriteSingleRegisterRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        refused = self._write_values(device, req.function_code, req.address, [req.value])
-        return refused or req.encode()
-
-    def _write_multiple_coils(
-        self, req: WriteMultipleCoilsRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        refused = self._write_values(device, req.function_code, req.address, req.values)
-        return refused or enc.encode_write_multiple(
-            req.function_code, req.address, len(req.values)
-        )
-
-    def _write_multiple_registers(
-        self, req: WriteMultipleRegistersRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        refused = self._write_values(device, req.function_code, req.address, req.values)
-        return refused or enc.encode_write_multiple(
-            req.function_code, req.address, len(req.values)
-        )
-
-    def _mask_write_register(
-        self, req: MaskWriteRegisterRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        current = self._read_values(device, fc, req.address, 1)
-        if type(current) is ExceptionResponse:
-            return current
-        value = (current[0] & req.and_mask) | (req.or_mask & ~req.and_mask & 0xFFFF)
-        refused = self._write_values(device, fc, req.address, [value])
-        return refused or req.encode()
-
-    def _read_write_registers(
-        self, req: ReadWriteMultipleRegistersRequest, device: _DeviceContext, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        # Both ranges are checked before anything is written; the write happens first.
-        read_fc = FunctionCode.READ_HOLDING_REGISTERS
-        write_fc = FunctionCode.WRITE_MULTIPLE_REGISTERS
-        if not device.validate(read_fc, req.read_address, req.read_count):
-            return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
-        refused = self._write_values(
-            device, write_fc, req.write_address, req.write_values, reply_fc=fc
-        )
-        if refused is not None:
-            return refused
-        values = device.getValues(read_fc, req.read_address, req.read_count)
-        if isinstance(values, int):
-            return _exception(fc, values)
-        return enc.encode_read_registers(fc, values)
-
-    # -- serial-line functions -----------------------------------------------------------------
-
-    def _read_exception_status(
-        self, req: ReadExceptionStatusRequest, device: object, _: RequestContext
-    ) -> Response:
-        return enc.encode_exception_status(self.diagnostics.exception_status)
-
-    def _comm_event_counter(
-        self, req: GetCommEventCounterRequest, device: object, _: RequestContext
-    ) -> Response:
-        return enc.encode_comm_event_counter(0, self.diagnostics.event_count & 0xFFFF)
-
-    def _comm_event_log(
-        self, req: GetCommEventLogRequest, device: object, _: RequestContext
-    ) -> Response:
-        diag = self.diagnostics
-        return enc.encode_comm_event_log(
-            0, diag.event_count & 0xFFFF, diag.bus_message_count & 0xFFFF, diag.events()
-        )
-
-    def _diagnostics(
-        self, req: DiagnosticRequest, device: object, ctx: RequestContext
-    ) -> Response | None:
-        diag = self.diagnostics
-        sub = req.sub_function
-        echo = enc.encode_diagnostic(sub, req.data)
-        if sub == DiagnosticSubFunction.RETURN_QUERY_DATA:
-            return echo
-        if sub == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
-            return echo  # __call__ restarts once the reply is accounted for
-        if sub == DiagnosticSubFunction.RETURN_DIAGNOSTIC_REGISTER:
-            return enc.encode_diagnostic(sub, _U16.pack(diag.diagnostic_register & 0xFFFF))
-        if sub == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
-            diag.ascii_delimiter = req.data[0]
-            return echo
-        if sub == DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE:
-            if not ctx.serial_line and not self.network_listen_only:
-                # Listen-only is a state of the whole device: from a network client it would
-                # silence the server for every other client. Not supported there.
-                return ExceptionResponse(FunctionCode.DIAGNOSTICS, _ILLEGAL_FUNCTION)
-            diag.enter_listen_only()
-            return None
-        if sub == DiagnosticSubFunction.CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER:
-            diag.clear_counters()
-            return echo
-        if sub == DiagnosticSubFunction.CLEAR_OVERRUN_COUNTER_AND_FLAG:
-            diag.clear_overrun()
-            return echo
-        counter = {
-            DiagnosticSubFunction.RETURN_BUS_MESSAGE_COUNT: diag.bus_message_count,
-            DiagnosticSubFunction.RETURN_BUS_COMMUNICATION_ERROR_COUNT: (
-                diag.bus_communication_error_count
-            ),
-            DiagnosticSubFunction.RETURN_BUS_EXCEPTION_ERROR_COUNT: diag.bus_exception_error_count,
-            DiagnosticSubFunction.RETURN_SERVER_MESSAGE_COUNT: diag.server_message_count,
-            DiagnosticSubFunction.RETURN_SERVER_NO_RESPONSE_COUNT: diag.server_no_response_count,
-            DiagnosticSubFunction.RETURN_SERVER_NAK_COUNT: diag.server_nak_count,
-            DiagnosticSubFunction.RETURN_SERVER_BUSY_COUNT: diag.server_busy_count,
-            DiagnosticSubFunction.RETURN_BUS_CHARACTER_OVERRUN_COUNT: (
-                diag.bus_character_overrun_count
-            ),
-        }[DiagnosticSubFunction(sub)]
-        return enc.encode_diagnostic(sub, _U16.pack(counter & 0xFFFF))
-
-    def _report_server_id(
-        self, req: ReportServerIdRequest, device: object, _: RequestContext
-    ) -> Response:
-        basic = self.identity.objects(1)
-        server_id = b"-".join(v for v in basic.values() if v) or DEFAULT_SERVER_ID
-        return enc.encode_report_server_id(server_id[: MAX_PDU_SIZE - 3], True)
-
-    # -- files, FIFO, identification --------------------------------------------------------
-
-    def _read_file_record(
-        self, req: ReadFileRecordRequest, device: Any, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        reader = getattr(device, "read_file_record", None)
-        if reader is None:
-            return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
-        results = []
-        for record in req.records:
-            values = reader(record.file_number, record.record_number, record.record_length)
-            if isinstance(values, int):
-                return _exception(fc, values)
-            results.append(values)
-        return enc.encode_read_file_record(results)
-
-    def _write_file_record(
-        self, req: WriteFileRecordRequest, device: Any, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        reader = getattr(device, "read_file_record", None)
-        writer = getattr(device, "write_file_record", None)
-        if reader is None or writer is None:
-            return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
-        # Check every range before writing any, so a refused request changes nothing.
-        for record in req.records:
-            existing = reader(record.file_number, record.record_number, record.record_length)
-            if isinstance(existing, int):
-                return _exception(fc, existing)
-        for record in req.records:
-            result = writer(record.file_number, record.record_number, list(record.values))
-            if isinstance(result, int):
-                return _exception(fc, result)
-        return req.encode()
-
-    def _read_fifo_queue(
-        self, req: ReadFifoQueueRequest, device: Any, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        reader = getattr(device, "read_fifo_queue", None)
-        if reader is None:
-            return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
-        values = reader(req.address)
-        if isinstance(values, int):
-            return _exception(fc, values)
-        if len(values) > MAX_FIFO_COUNT:
-            return ExceptionResponse(fc, _ILLEGAL_VALUE)
-        return enc.encode_fifo_queue(values)
-
-    def _device_identification(
-        self, req: ReadDeviceIdentificationRequest, device: object, _: RequestContext
-    ) -> Response:
-        fc = req.function_code
-        if req.read_code == 4:
-            value = self.identity.objects(3).get(req.object_id)
-            if value is None:
-                return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
-            return enc.encode_device_identification(
-                4, self.identity.conformity_level, False, 0, [(req.object_id, value)]
-            )
-        objects = sorted(self.identity.objects(req.read_code).items())
-        ids = [oid for oid, _ in objects]
-        start = ids.index(req.object_id) if req.object_id in ids else 0
-        size = 7  # function code, MEI type, read code, conformity, more, next id, count
-        chosen: list[tuple[int, bytes]] = []
-        more, next_id = False, 0
-        for oid, value in objects[start:]:
-            if size + 2 + len(value) > MAX_PDU_SIZE:
-                more, next_id = True, oid
-                break
-            size += 2 + len(value)
-            chosen.append((oid, value))
-        return enc.encode_device_identification(
-            req.read_code, self.identity.conformity_level, more, next_id, chosen
-        )
 
     # -- user-defined functions ----------------------------------------------------------------
 
