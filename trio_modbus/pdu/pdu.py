@@ -76,8 +76,11 @@ class ModbusPDU:
 
     Each may be a plain method or a coroutine function. It returns the response PDU (another
     ``ModbusPDU`` whose ``encode()`` gives the bytes after the function code), an
-    ``ExceptionResponse``, or ``None`` for no reply. An exception escaping it is answered with
-    exception 04 SERVER DEVICE FAILURE.
+    ``ExceptionResponse``, or ``None`` for no reply. To refuse the request it may also raise
+    :class:`~trio_modbus.ServiceError` with the exception code to answer, e.g.
+    ``raise ServiceError(ExceptionCode.ILLEGAL_DATA_ADDRESS)``: that is an answer, not a
+    failure, and is not logged. Any other exception escaping it is answered with exception 04
+    SERVER DEVICE FAILURE (and logged).
 
     For RTU framing the class declares its request frame length: ``rtu_frame_size`` (the whole
     ADU, address to CRC) when fixed, or ``rtu_byte_count_pos`` (offset of a byte-count byte in

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from trio_modbus._errors import ServiceError
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.pdu.codec import DecodeResult, decode_request
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode
@@ -68,6 +69,11 @@ class DatastoreService:
             behind a gateway would. By default a request that did not come over a serial line
             gets exception 01 for 08/04, so that one client cannot silence the server for
             all the others (FC 08 is a serial-line function).
+
+    A datastore or a custom function's execute step that raises
+    :class:`~trio_modbus.ServiceError` is answered with its exception code (an answer, not a
+    failure: nothing is logged); any other exception it raises is answered with 04 SERVER
+    DEVICE FAILURE and logged. A broadcast is executed on every device and never answered.
     """
 
     def __init__(
@@ -195,6 +201,8 @@ class DatastoreService:
         try:
             device = self.context[ctx.unit_id]
             return self._handlers[type(request)](request, device, ctx)
+        except ServiceError as error:
+            return ExceptionResponse(request.function_code, error.code)
         except Exception:
             log.exception("unit %s: function 0x%02X failed", ctx.unit_id, request.function_code)
             return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
@@ -204,6 +212,8 @@ class DatastoreService:
     ) -> Response | None:
         try:
             return await self._custom(request, self.context[ctx.unit_id], ctx)
+        except ServiceError as error:
+            return ExceptionResponse(request.function_code, error.code)
         except Exception:
             log.exception("unit %s: function 0x%02X failed", ctx.unit_id, request.function_code)
             return ExceptionResponse(request.function_code, _DEVICE_FAILURE)
@@ -221,6 +231,8 @@ class DatastoreService:
                     await self._custom(request, device, ctx)
                 else:
                     self._handlers[type(request)](request, device, ctx)
+            except ServiceError:
+                pass  # an answer, and a broadcast is never answered
             except Exception:
                 log.exception("broadcast of function 0x%02X failed", request.function_code)
 
