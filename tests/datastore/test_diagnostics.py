@@ -178,6 +178,24 @@ def test_send_event_bytes() -> None:
     assert state.event_count == 0
 
 
+def test_event_bytes_are_plain_ints() -> None:
+    state = DiagnosticState()
+    state.listen_only = True
+    received = state.add_receive_event(broadcast=True, communication_error=True)
+    sent = state.add_send_event(7, write_timeout=True)
+    assert (type(received), type(sent)) == (int, int)
+    assert (received, sent) == (0xE2, 0x78)
+
+
+def test_count_answered_logs_what_a_receive_and_a_send_event_would() -> None:
+    batch, one_by_one = DiagnosticState(), DiagnosticState()
+    batch.count_answered(2)
+    for _ in range(2):
+        one_by_one.add_receive_event()
+        one_by_one.add_send_event()
+    assert batch.events() == one_by_one.events() == bytes([0x40, 0x80, 0x40, 0x80])
+
+
 def test_repr_mentions_fields() -> None:
     text = repr(busy_state())
     assert "bus_message_count=1" in text

@@ -30,6 +30,7 @@ from trio_modbus.pdu import (
     ReadRegistersRequest,
     ReadWriteMultipleRegistersRequest,
     ReportServerIdRequest,
+    Undecodable,
     WriteFileRecordRequest,
     WriteMultipleCoilsRequest,
     WriteMultipleRegistersRequest,
@@ -48,8 +49,9 @@ def h(text: str) -> bytes:
 def reply(pdu: bytes) -> bytes:
     """Decode a request that must be refused and return the exception reply's bytes."""
     result = decode_request(pdu)
-    assert isinstance(result, ExceptionResponse), result
-    return result.encode()
+    assert isinstance(result, Undecodable), result
+    assert result.pdu == pdu
+    return result.response().encode()
 
 
 # -- every function code: a valid request, truncated, over-long -------------------------------
@@ -141,8 +143,8 @@ def test_pdu_longer_than_253_bytes_is_illegal_data_value() -> None:
 
 def test_empty_pdu_is_refused_without_crashing() -> None:
     result = decode_request(b"")
-    assert isinstance(result, ExceptionResponse)
-    assert result.exception_code == ExceptionCode.ILLEGAL_FUNCTION
+    assert result == Undecodable(0, ExceptionCode.ILLEGAL_FUNCTION, b"")
+    assert result.response() == ExceptionResponse(0, ExceptionCode.ILLEGAL_FUNCTION)
 
 
 # -- unsupported function codes: 01 ------------------------------------------------------------
@@ -223,9 +225,9 @@ def test_a_range_past_address_0xFFFF_is_exception_02(pdu: str, ok: bool) -> None
     """
     result = decode_request(h(pdu))
     if ok:
-        assert not isinstance(result, ExceptionResponse)
+        assert not isinstance(result, Undecodable)
     else:
-        assert result == ExceptionResponse(h(pdu)[0], ExceptionCode.ILLEGAL_DATA_ADDRESS)
+        assert result == Undecodable(h(pdu)[0], ExceptionCode.ILLEGAL_DATA_ADDRESS, h(pdu))
 
 
 # -- 03 / 04 read registers: quantity 1..125 --------------------------------------------------
@@ -700,8 +702,8 @@ def test_custom_function_decodes_with_its_class() -> None:
 
 
 def test_custom_decoder_that_raises_is_illegal_data_value() -> None:
-    assert decode_request(h("41 12"), {0x41: _Custom}) == ExceptionResponse(
-        0x41, ExceptionCode.ILLEGAL_DATA_VALUE
+    assert decode_request(h("41 12"), {0x41: _Custom}) == Undecodable(
+        0x41, ExceptionCode.ILLEGAL_DATA_VALUE, h("41 12")
     )
 
 

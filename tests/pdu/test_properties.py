@@ -18,7 +18,6 @@ from trio_modbus.pdu import (
     DiagnosticRequest,
     DiagnosticSubFunction,
     ExceptionCode,
-    ExceptionResponse,
     FileRecord,
     FunctionCode,
     GetCommEventCounterRequest,
@@ -33,6 +32,7 @@ from trio_modbus.pdu import (
     ReadWriteMultipleRegistersRequest,
     ReportServerIdRequest,
     Request,
+    Undecodable,
     WriteFileRecordRequest,
     WriteMultipleCoilsRequest,
     WriteMultipleRegistersRequest,
@@ -201,10 +201,11 @@ arbitrary_pdus = st.one_of(
 
 def check_decode(pdu: bytes) -> None:
     result = decode_request(pdu)
-    if isinstance(result, ExceptionResponse):
+    if isinstance(result, Undecodable):
         assert result.exception_code in DECODER_ERRORS
         assert result.function_code == (pdu[0] if pdu else 0)
-        wire = result.encode()
+        assert result.pdu == pdu
+        wire = result.response().encode()
         assert len(wire) == 2 and wire[0] & 0x80
         return
     assert isinstance(result, STANDARD_REQUEST_TYPES), type(result)

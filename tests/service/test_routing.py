@@ -11,7 +11,13 @@ from trio_modbus.datastore import (
     ModbusDeviceIdentification,
     ModbusServerContext,
 )
-from trio_modbus.pdu import ExceptionCode, ExceptionResponse, ModbusPDU, decode_request
+from trio_modbus.pdu import (
+    ExceptionCode,
+    ExceptionResponse,
+    ModbusPDU,
+    Undecodable,
+    decode_request,
+)
 from trio_modbus.service import DatastoreService, RequestContext
 
 from ._helpers import UNIT, FailingBlock, SpyBlock, ask, block, device, h, service
@@ -335,7 +341,9 @@ async def test_service_call_takes_decoded_requests() -> None:
     svc = custom_service()
     ctx = RequestContext(unit_id=UNIT)
     assert await svc(decode_request(h("03 00 00 00 01")), ctx) == h("03 02 AA AA")
-    refused = await svc(decode_request(h("03 00 00 00 00")), ctx)
+    undecodable = decode_request(h("03 00 00 00 00"))
+    assert undecodable == Undecodable(0x03, ExceptionCode.ILLEGAL_DATA_VALUE, h("03 00 00 00 00"))
+    refused = await svc(undecodable, ctx)
     assert refused == ExceptionResponse(0x03, ExceptionCode.ILLEGAL_DATA_VALUE)
     assert await svc(svc.decode(h("41 00 00 00 01")), ctx) == h("41 02 AA AA")
 

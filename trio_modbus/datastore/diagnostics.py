@@ -56,15 +56,27 @@ class SendEvent(enum.IntFlag):
     SEND = 0x40
 
 
-_EXCEPTION_FLAGS: Final = {
-    1: SendEvent.READ_EXCEPTION,
-    2: SendEvent.READ_EXCEPTION,
-    3: SendEvent.READ_EXCEPTION,
-    4: SendEvent.SERVER_ABORT,
-    5: SendEvent.SERVER_BUSY,
-    6: SendEvent.SERVER_BUSY,
-    7: SendEvent.SERVER_NAK,
+# The send event's bit for each exception code answered (codes 8, 0A, 0B set none).
+_EXCEPTION_FLAGS: Final[dict[int, int]] = {
+    1: int(SendEvent.READ_EXCEPTION),
+    2: int(SendEvent.READ_EXCEPTION),
+    3: int(SendEvent.READ_EXCEPTION),
+    4: int(SendEvent.SERVER_ABORT),
+    5: int(SendEvent.SERVER_BUSY),
+    6: int(SendEvent.SERVER_BUSY),
+    7: int(SendEvent.SERVER_NAK),
 }
+
+# The event bits as plain ints: logging runs once or twice per request, and IntFlag
+# arithmetic costs a few times what int arithmetic does.
+_RECEIVE: Final = int(ReceiveEvent.RECEIVE)
+_RECEIVE_COMMUNICATION_ERROR: Final = int(ReceiveEvent.COMMUNICATION_ERROR)
+_RECEIVE_CHARACTER_OVERRUN: Final = int(ReceiveEvent.CHARACTER_OVERRUN)
+_RECEIVE_LISTEN_ONLY: Final = int(ReceiveEvent.LISTEN_ONLY)
+_RECEIVE_BROADCAST: Final = int(ReceiveEvent.BROADCAST)
+_SEND: Final = int(SendEvent.SEND)
+_SEND_WRITE_TIMEOUT: Final = int(SendEvent.WRITE_TIMEOUT)
+_SEND_LISTEN_ONLY: Final = int(SendEvent.LISTEN_ONLY)
 
 CounterName = Literal[
     "bus_message_count",
@@ -91,11 +103,17 @@ _SUB_FUNCTION_COUNTERS: Final[dict[int, CounterName]] = {
 }
 
 
-_RECEIVE_SEND: Final = (int(ReceiveEvent.RECEIVE), int(SendEvent.SEND))
+_RECEIVE_SEND: Final = (_RECEIVE, _SEND)
 
 
 class DiagnosticState:
     r"""The diagnostic state one server owns.
+
+    The bytes of the comm event log (FC 0C) are built here and nowhere else:
+    :meth:`add_receive_event` when a request addressed to the server arrives,
+    :meth:`add_send_event` when it has been processed (answered or not),
+    :meth:`count_answered` for a batch of normally answered requests, and the restart and
+    listen-only events of :meth:`restart` and :meth:`enter_listen_only`.
 
     Attributes:
         bus_message_count: Messages seen on the bus (08/0B).
@@ -288,18 +306,17 @@ class DiagnosticState:
         Returns:
             The event byte logged.
         """
-        event = ReceiveEvent.RECEIVE
+        event = _RECEIVE
         if communication_error:
-            event |= ReceiveEvent.COMMUNICATION_ERROR
+            event |= _RECEIVE_COMMUNICATION_ERROR
         if character_overrun:
-            event |= ReceiveEvent.CHARACTER_OVERRUN
+            event |= _RECEIVE_CHARACTER_OVERRUN
         if self.listen_only:
-            event |= ReceiveEvent.LISTEN_ONLY
+            event |= _RECEIVE_LISTEN_ONLY
         if broadcast:
-            event |= ReceiveEvent.BROADCAST
-        value = int(event)
-        self._events.appendleft(value)
-        return value
+            event |= _RECEIVE_BROADCAST
+        self._events.appendleft(event)
+        return event
 
     def add_send_event(
         self, exception_code: int | None = None, *, write_timeout: bool = False
@@ -314,16 +331,15 @@ class DiagnosticState:
         Returns:
             The event byte logged.
         """
-        event = SendEvent.SEND
+        event = _SEND
         if exception_code is not None:
-            event |= _EXCEPTION_FLAGS.get(exception_code, SendEvent(0))
+            event |= _EXCEPTION_FLAGS.get(exception_code, 0)
         if write_timeout:
-            event |= SendEvent.WRITE_TIMEOUT
+            event |= _SEND_WRITE_TIMEOUT
         if self.listen_only:
-            event |= SendEvent.LISTEN_ONLY
-        value = int(event)
-        self._events.appendleft(value)
-        return value
+            event |= _SEND_LISTEN_ONLY
+        self._events.appendleft(event)
+        return event
 
     def events(self) -> bytes:
         """Return the event log, newest first (at most 64 bytes), as FC 0C sends it.

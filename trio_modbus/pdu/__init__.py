@@ -1,7 +1,8 @@
 """The PDU layer: function codes, request decoding and validation, response encoding.
 
 Pure: no trio, no I/O, no clock, no logging. ``decode_request`` never raises; it returns a
-request value or the :class:`ExceptionResponse` the specification prescribes.
+request value or an :class:`Undecodable` carrying the exception the specification prescribes.
+``encode_response`` turns any response into the PDU bytes to send.
 """
 
 from trio_modbus.pdu.bits import pack_bits, unpack_bits
@@ -13,7 +14,7 @@ from trio_modbus.pdu.codes import (
     MEIType,
     ReadDeviceIdCode,
 )
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable, encode_response
 from trio_modbus.pdu.requests import (
     CustomRequest,
     DiagnosticRequest,
@@ -72,6 +73,7 @@ __all__ = [
     "WriteSingleCoilRequest",
     "WriteSingleRegisterRequest",
     "decode_request",
+    "encode_response",
     "pack_bits",
     "unpack_bits",
 ]

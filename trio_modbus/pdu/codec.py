@@ -1,12 +1,12 @@
 """Request decoding with the specification's validation order.
 
 ``decode_request`` turns a request PDU (function code + data) into a request value or an
-:class:`ExceptionResponse`; it never raises for any input. The checks run in the order of the
-specification's state diagrams: function (and sub-function) supported, else 01 ILLEGAL
-FUNCTION; then the request's structure (PDU length, quantities, byte counts, fixed values),
-else 03 ILLEGAL DATA VALUE; then checks on addresses that need no datastore (file record
-references), else 02 ILLEGAL DATA ADDRESS. Address ranges against the datastore (02) and
-execution (04) are the service's business.
+:class:`Undecodable` (the PDU and the exception code that answers it); it never raises for any
+input. The checks run in the order of the specification's state diagrams: function (and
+sub-function) supported, else 01 ILLEGAL FUNCTION; then the request's structure (PDU length,
+quantities, byte counts, fixed values), else 03 ILLEGAL DATA VALUE; then checks on addresses
+that need no datastore (file record references), else 02 ILLEGAL DATA ADDRESS. Address ranges
+against the datastore (02) and execution (04) are the service's business.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from trio_modbus._layouts import MAX_WRITE_REGISTERS as MAX_WRITE_REGISTERS
 from trio_modbus._layouts import MEI_HEADER as _MEI_HEADER
 from trio_modbus.pdu.bits import unpack_bits
 from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode, MEIType
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
+from trio_modbus.pdu.pdu import ModbusPDU, Undecodable
 from trio_modbus.pdu.requests import (
     CustomRequest,
     DiagnosticRequest,
@@ -67,8 +67,8 @@ _WRITE_HEADER = _LAYOUTS[FunctionCode.WRITE_MULTIPLE_COILS].request.size  # 0F 1
 _FILE_HEADER = _LAYOUTS[FunctionCode.READ_FILE_RECORD].request.size  # 14 15
 _READ_WRITE_HEADER = _LAYOUTS[FunctionCode.READ_WRITE_MULTIPLE_REGISTERS].request.size
 
-DecodeResult = Request | ExceptionResponse
-"""What :func:`decode_request` returns."""
+DecodeResult = Request | Undecodable
+"""What :func:`decode_request` returns: a request value, or an :class:`Undecodable`."""
 
 _ADDR_QTY = struct.Struct(">HH")
 _ADDR_QTY_BC = struct.Struct(">HHB")
@@ -87,41 +87,41 @@ _SUPPORTED_DIAGNOSTICS = frozenset(int(s) for s in DiagnosticSubFunction)
 def _read_bits(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) != _ADDRESS_VALUE_LENGTH:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_BITS:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if address + count > ADDRESS_SPACE:
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return ReadBitsRequest(fc, address, count)
 
 
 def _read_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) != _ADDRESS_VALUE_LENGTH:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     address, count = _ADDR_QTY.unpack_from(pdu, 1)
     if not 1 <= count <= MAX_READ_REGISTERS:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if address + count > ADDRESS_SPACE:
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return ReadRegistersRequest(fc, address, count)
 
 
 def _write_single_coil(pdu: bytes) -> DecodeResult:
     if len(pdu) != _ADDRESS_VALUE_LENGTH:
-        return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+        return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
     address, value = _ADDR_QTY.unpack_from(pdu, 1)
     if value == 0xFF00:
         return WriteSingleCoilRequest(address, True)
     if value == 0x0000:
         return WriteSingleCoilRequest(address, False)
-    return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+    return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
 
 
 def _write_single_register(pdu: bytes) -> DecodeResult:
     if len(pdu) != _ADDRESS_VALUE_LENGTH:
-        return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+        return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
     address, value = _ADDR_QTY.unpack_from(pdu, 1)
     return WriteSingleRegisterRequest(address, value)
 
@@ -129,7 +129,7 @@ def _write_single_register(pdu: bytes) -> DecodeResult:
 def _no_data(request: Request) -> Callable[[bytes], DecodeResult]:
     def decode(pdu: bytes) -> DecodeResult:
         if len(pdu) != _NO_DATA_LENGTH:
-            return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+            return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
         return request
 
     return decode
@@ -139,56 +139,56 @@ def _diagnostics(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _DIAGNOSTIC_HEADER:
         # Too short to name a sub-function: a structural error.
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     (sub,) = _U16.unpack_from(pdu, 1)
     if sub not in _SUPPORTED_DIAGNOSTICS:
-        return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
+        return Undecodable(fc, _ILLEGAL_FUNCTION, pdu)
     data = pdu[3:]
     if sub == DiagnosticSubFunction.RETURN_QUERY_DATA:
         return DiagnosticRequest(sub, data)
     if len(pdu) != _DIAGNOSTIC_LENGTH:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if sub == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
         if data not in (b"\x00\x00", b"\xff\x00"):
-            return ExceptionResponse(fc, _ILLEGAL_VALUE)
+            return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     elif sub == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
         # Data field: the new delimiter character, then 0x00.
         if data[1] != 0:
-            return ExceptionResponse(fc, _ILLEGAL_VALUE)
+            return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     elif data != b"\x00\x00":
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     return DiagnosticRequest(sub, data)
 
 
 def _write_multiple_coils(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _WRITE_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     address, count, byte_count = _ADDR_QTY_BC.unpack_from(pdu, 1)
     if (
         not 1 <= count <= MAX_WRITE_COILS
         or byte_count != (count + 7) // 8
         or len(pdu) != _WRITE_HEADER + byte_count
     ):
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if address + count > ADDRESS_SPACE:
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return WriteMultipleCoilsRequest(address, tuple(unpack_bits(pdu[6:], count)))
 
 
 def _write_multiple_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _WRITE_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     address, count, byte_count = _ADDR_QTY_BC.unpack_from(pdu, 1)
     if (
         not 1 <= count <= MAX_WRITE_REGISTERS
         or byte_count != 2 * count
         or len(pdu) != _WRITE_HEADER + byte_count
     ):
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if address + count > ADDRESS_SPACE:
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return WriteMultipleRegistersRequest(address, struct.unpack_from(f">{count}H", pdu, 6))
 
 
@@ -205,10 +205,10 @@ def _check_file_reference(record: FileRecord) -> bool:
 def _read_file_record(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _FILE_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     byte_count = pdu[1]
     if not 0x07 <= byte_count <= 0xF5 or byte_count % 7 or len(pdu) != _FILE_HEADER + byte_count:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     records = tuple(
         FileRecord(file_number, record_number, length, (), ref_type)
         for ref_type, file_number, record_number, length in _FILE_SUB.iter_unpack(pdu[2:])
@@ -217,46 +217,46 @@ def _read_file_record(pdu: bytes) -> DecodeResult:
     # must fit a PDU; a record length of 0 asks for nothing, which is not a valid quantity.
     reply_size = 2 + sum(2 + 2 * r.record_length for r in records)
     if reply_size > MAX_PDU_SIZE or any(r.record_length == 0 for r in records):
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if not all(_check_file_reference(r) for r in records):
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return ReadFileRecordRequest(records)
 
 
 def _write_file_record(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _FILE_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     length = pdu[1]
     if not 0x09 <= length <= 0xFB or len(pdu) != _FILE_HEADER + length:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     records: list[FileRecord] = []
     offset, end = 2, 2 + length
     while offset < end:
         if end - offset < 9:  # a sub-request has a 7-byte header and at least one record
-            return ExceptionResponse(fc, _ILLEGAL_VALUE)
+            return Undecodable(fc, _ILLEGAL_VALUE, pdu)
         ref_type, file_number, record_number, count = _FILE_SUB.unpack_from(pdu, offset)
         offset += 7
         if count == 0 or offset + 2 * count > end:
-            return ExceptionResponse(fc, _ILLEGAL_VALUE)
+            return Undecodable(fc, _ILLEGAL_VALUE, pdu)
         values = struct.unpack_from(f">{count}H", pdu, offset)
         offset += 2 * count
         records.append(FileRecord(file_number, record_number, count, values, ref_type))
     if not all(_check_file_reference(r) for r in records):
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     return WriteFileRecordRequest(tuple(records))
 
 
 def _mask_write_register(pdu: bytes) -> DecodeResult:
     if len(pdu) != _MASK_WRITE_LENGTH:
-        return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+        return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
     return MaskWriteRegisterRequest(*_MASK.unpack_from(pdu, 1))
 
 
 def _read_write_registers(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _READ_WRITE_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     read_address, read_count, write_address, write_count, byte_count = _RW_HEADER.unpack_from(
         pdu, 1
     )
@@ -266,28 +266,28 @@ def _read_write_registers(pdu: bytes) -> DecodeResult:
         or byte_count != 2 * write_count
         or len(pdu) != _READ_WRITE_HEADER + byte_count
     ):
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if read_address + read_count > ADDRESS_SPACE or write_address + write_count > ADDRESS_SPACE:
-        return ExceptionResponse(fc, _ILLEGAL_ADDRESS)
+        return Undecodable(fc, _ILLEGAL_ADDRESS, pdu)
     values = struct.unpack_from(f">{write_count}H", pdu, 10)
     return ReadWriteMultipleRegistersRequest(read_address, read_count, write_address, values)
 
 
 def _read_fifo_queue(pdu: bytes) -> DecodeResult:
     if len(pdu) != _FIFO_LENGTH:
-        return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+        return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
     return ReadFifoQueueRequest(_U16.unpack_from(pdu, 1)[0])
 
 
 def _encapsulated_interface(pdu: bytes) -> DecodeResult:
     fc = pdu[0]
     if len(pdu) < _MEI_HEADER:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if pdu[1] != MEIType.READ_DEVICE_IDENTIFICATION:
         # 0x0D (CANopen General Reference) and every undefined MEI type: not supported.
-        return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
+        return Undecodable(fc, _ILLEGAL_FUNCTION, pdu)
     if len(pdu) != _DEVICE_ID_LENGTH or not 1 <= pdu[2] <= 4:
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     return ReadDeviceIdentificationRequest(pdu[2], pdu[3])
 
 
@@ -320,7 +320,7 @@ def _decode_custom(cls: type[ModbusPDU], pdu: bytes) -> DecodeResult:
         instance.decode(pdu[1:])
     except Exception:
         # A user decoder that refuses the bytes: the request's structure is wrong.
-        return ExceptionResponse(pdu[0], _ILLEGAL_VALUE)
+        return Undecodable(pdu[0], _ILLEGAL_VALUE, pdu)
     return CustomRequest(instance)
 
 
@@ -335,20 +335,21 @@ def decode_request(
             standard decoders, so a standard function code can be replaced.
 
     Returns:
-        The request value, or the :class:`ExceptionResponse` to send back (01 unsupported
-        function or sub-function, 03 bad structure or quantity, 02 bad file reference). An
-        empty PDU yields exception 01 for function code 0.
+        The request value, or an :class:`Undecodable` carrying the PDU and the exception
+        code that answers it (01 unsupported function or sub-function, 03 bad structure or
+        quantity, 02 bad file reference); its ``response()`` is the exception response to
+        send. An empty PDU yields exception 01 for function code 0.
     """
     if not pdu:
-        return ExceptionResponse(0, _ILLEGAL_FUNCTION)
+        return Undecodable(0, _ILLEGAL_FUNCTION, pdu)
     fc = pdu[0]
     custom_class = custom.get(fc) if custom else None
     decoder = _DECODERS.get(fc)
     if custom_class is None and decoder is None:
-        return ExceptionResponse(fc, _ILLEGAL_FUNCTION)
+        return Undecodable(fc, _ILLEGAL_FUNCTION, pdu)
     if len(pdu) > MAX_PDU_SIZE:
         # Framers deliver PDUs a few bytes past the limit so that they are answered here.
-        return ExceptionResponse(fc, _ILLEGAL_VALUE)
+        return Undecodable(fc, _ILLEGAL_VALUE, pdu)
     if custom_class is not None:
         return _decode_custom(custom_class, pdu)
     assert decoder is not None

@@ -1,4 +1,8 @@
-"""Base values shared by every PDU: exception responses and the custom-function base class."""
+"""Base values shared by every PDU, and the one function that encodes a response.
+
+Exception responses, undecodable requests, the custom-function base class ``ModbusPDU`` and
+``encode_response``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any, ClassVar
 
 from trio_modbus.pdu.codes import ExceptionCode
 
-__all__ = ["ExceptionResponse", "ModbusPDU", "Undecodable"]
+__all__ = ["ExceptionResponse", "ModbusPDU", "Undecodable", "encode_response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +76,11 @@ class ModbusPDU:
 
     Each may be a plain method or a coroutine function. It returns the response PDU (another
     ``ModbusPDU`` whose ``encode()`` gives the bytes after the function code), an
-    ``ExceptionResponse``, or ``None`` for no reply. An exception escaping it is answered with
-    exception 04 SERVER DEVICE FAILURE.
+    ``ExceptionResponse``, or ``None`` for no reply. To refuse the request it may also raise
+    :class:`~trio_modbus.ServiceError` with the exception code to answer, e.g.
+    ``raise ServiceError(ExceptionCode.ILLEGAL_DATA_ADDRESS)``: that is an answer, not a
+    failure, and is not logged. Any other exception escaping it is answered with exception 04
+    SERVER DEVICE FAILURE (and logged).
 
     For RTU framing the class declares its request frame length: ``rtu_frame_size`` (the whole
     ADU, address to CRC) when fixed, or ``rtu_byte_count_pos`` (offset of a byte-count byte in
@@ -163,3 +170,42 @@ class ModbusPDU:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(function_code={self.function_code}, dev_id={self.dev_id})"
+
+
+def encode_response(response: bytes | ExceptionResponse | ModbusPDU) -> bytes:
+    r"""Return the PDU bytes (function code first) of a response, whatever form it takes.
+
+    The one place a response becomes bytes: services and request handlers answer with the PDU
+    as ``bytes`` (returned as is), an :class:`ExceptionResponse`, or a :class:`ModbusPDU`
+    (its ``function_code`` byte, then what its ``encode()`` returns: the custom-function
+    contract puts the data after the function code there).
+
+    Args:
+        response: The response to encode.
+
+    Returns:
+        The response PDU.
+
+    Raises:
+        TypeError: ``response`` is none of the three forms.
+        ValueError: A ``ModbusPDU`` whose ``function_code`` is not 1..255.
+
+    Example:
+        >>> from trio_modbus.pdu import ExceptionCode
+        >>> encode_response(b"\x06\x00\x01\x00\x03")
+        b'\x06\x00\x01\x00\x03'
+        >>> encode_response(ExceptionResponse(3, ExceptionCode.ILLEGAL_DATA_ADDRESS))
+        b'\x83\x02'
+    """
+    if type(response) is bytes:
+        return response
+    if isinstance(response, ExceptionResponse):
+        return response.encode()
+    if isinstance(response, ModbusPDU):
+        fc = response.function_code
+        if not 1 <= fc <= 0xFF:
+            raise ValueError(f"{type(response).__name__}.function_code must be 1..255, not {fc}")
+        return bytes((fc,)) + response.encode()
+    if isinstance(response, bytes):  # a bytes subclass
+        return bytes(response)
+    raise TypeError(f"a response is bytes, an ExceptionResponse or a ModbusPDU, not {response!r}")
