@@ -21,6 +21,7 @@ __all__ = [
     "FramerCounters",
     "FramingError",
     "SerialFramer",
+    "check_build_args",
 ]
 
 # MAX_PDU_SIZE, the largest PDU (function code + data), comes from the layout table.
