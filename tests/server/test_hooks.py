@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from trio_modbus import ServiceError
-from trio_modbus.pdu import ExceptionCode
+from trio_modbus.pdu import ExceptionCode, ModbusPDU
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.server import Session, serve_tcp, serve_tls, serve_udp
 from trio_modbus.service import DatastoreService, RequestContext, Response
@@ -265,3 +265,34 @@ async def test_a_service_error_is_answered_with_its_exception_code(
             await client_stream.aclose()
     assert "failed" not in caplog.text  # an answer, not a failure
     assert (server.statistics.requests, server.statistics.responses) == (3, 2)
+
+
+class _Odd:
+    """Answers unit 1 with something that is not a response, unit 2 with a ModbusPDU."""
+
+    async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
+        if ctx.unit_id == 1:
+            return 42  # type: ignore[return-value]  # the application's bug
+        return _FortyTwo()
+
+
+class _FortyTwo(ModbusPDU):
+    function_code = 0x03
+
+    def encode(self) -> bytes:
+        return b"\x02\x00\x2a"
+
+
+async def test_a_reply_that_is_not_a_response_gets_04_and_the_server_goes_on(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve_tcp(service=_Odd())
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = MbapClient(client_stream)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream)
+            assert await client.request(1, 1, read_holding(0, 1)) == b"\x83\x04"
+            assert await client.request(2, 2, read_holding(0, 1)) == b"\x03\x02\x00\x2a"
+            await client_stream.aclose()
+    assert "cannot be sent" in caplog.text

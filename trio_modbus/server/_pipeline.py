@@ -18,7 +18,7 @@ from trio_modbus.datastore import DiagnosticState
 from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
 from trio_modbus.pdu.codec import DecodeResult, decode_request
 from trio_modbus.pdu.codes import ExceptionCode
-from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU
+from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, encode_response
 from trio_modbus.service import DatastoreService, RequestContext, Response, Service
 
 from ._lane import MBAPLane
@@ -81,19 +81,19 @@ def traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
         return value
 
 
-def _unsendable(framer: AnyFramer, frame: Frame, pdu: bytes) -> bytes:
-    """The frame to send instead of a reply that cannot be framed: exception 04.
+def _unsendable(framer: AnyFramer, frame: Frame, response: object, error: Exception) -> bytes:
+    """The frame to send instead of a reply that cannot be encoded or framed: exception 04.
 
-    A custom function's reply longer than 253 bytes (or empty) cannot go on the wire; the
-    defect goes to the log and the client gets 04 rather than the server going down.
+    A reply that is not a response, or longer than 253 bytes (or empty), cannot go on the
+    wire; the defect goes to the log and the client gets 04 rather than the server going down.
     """
     fc = frame.pdu[0] if frame.pdu else 0
     log.error(
-        "unit %s: a reply of %d bytes to function 0x%02X cannot be sent (1..253 bytes); "
-        "answering 04",
+        "unit %s: the reply to function 0x%02X cannot be sent (%s): %.200r; answering 04",
         frame.unit_id,
-        len(pdu),
         fc,
+        error,
+        response,
     )
     failure = ExceptionResponse(fc, _DEVICE_FAILURE).encode()
     return framer.build(frame.unit_id, failure, frame.transaction_id)
@@ -237,11 +237,11 @@ class Pipeline:
                 continue
             if trace_pdu is not None:
                 response = traced(trace_pdu, True, response)
-            pdu = response if type(response) is bytes else response.encode()  # type: ignore[union-attr]
             try:
+                pdu = response if type(response) is bytes else encode_response(response)
                 out.append(framer.build(unit, pdu, frame.transaction_id))
-            except ValueError:
-                out.append(_unsendable(framer, frame, pdu))
+            except (TypeError, ValueError) as exc:
+                out.append(_unsendable(framer, frame, response, exc))
             replies += 1
         return replies
 
