@@ -69,6 +69,12 @@ class DatastoreService:
             behind a gateway would. By default a request that did not come over a serial line
             gets exception 01 for 08/04, so that one client cannot silence the server for
             all the others (FC 08 is a serial-line function).
+        serves_unit: Whether the service answers for a unit id; by default, whether the
+            context holds it (``unit_id in context``). A unit for which it returns False is
+            treated exactly as one the context does not hold: exception 0B, or no reply with
+            ``ignore_missing_devices``, on a serial line or in listen-only mode. It replaces
+            the default test, so a unit it accepts must be one the context can look up
+            (a request for any other fails with 04). Not asked for a broadcast.
 
     A datastore or a custom function's execute step that raises
     :class:`~trio_modbus.ServiceError` is answered with its exception code (an answer, not a
@@ -85,8 +91,10 @@ class DatastoreService:
         ignore_missing_devices: bool = False,
         custom_functions: Iterable[type[ModbusPDU]] = (),
         network_listen_only: bool = False,
+        serves_unit: Callable[[int], bool] | None = None,
     ) -> None:
         self.context = context
+        self.serves_unit = serves_unit
         self.network_listen_only = network_listen_only
         self.diagnostics = diagnostics if diagnostics is not None else DiagnosticState()
         self.identity = identity if identity is not None else ModbusDeviceIdentification()
@@ -129,7 +137,11 @@ class DatastoreService:
             The reply, or None when none is due.
         """
         diag = self.diagnostics
-        if not ctx.broadcast and ctx.unit_id not in self.context:
+        serves = self.serves_unit
+        if not ctx.broadcast and (
+            ctx.unit_id not in self.context if serves is None else not serves(ctx.unit_id)
+        ):
+            # A unit the server does not hold (the one missing-device rule).
             if self.ignore_missing_devices or ctx.serial_line or diag.listen_only:
                 # In listen-only mode the server answers nothing at all (spec 6.8.1, 04).
                 return None
