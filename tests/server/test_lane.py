@@ -1103,6 +1103,7 @@ def test_servers_that_must_see_each_request_have_no_lane() -> None:
         serve_tcp(numbered(), framer="rtu"),
         serve_tcp(service=OwnService(numbered())),
         serve_tcp(service=_Layer(DatastoreService(numbered()), sees_requests=True)),
+        serve_tcp(service=DatastoreService(numbered(), serves_unit=lambda unit: unit == 1)),
     ):
         assert server.pipeline.lane(server.pipeline.new_framer()) is None
 

@@ -174,8 +174,8 @@ class Pipeline:
         if type(framer) is not MBAPFramer or self.trace_pdu is not None:
             return None
         inner = _innermost(self.service)
-        if type(inner) is not DatastoreService:
-            return None
+        if type(inner) is not DatastoreService or inner.serves_unit is not None:
+            return None  # a subclass, or units refused by a hook: the lane knows neither
         return MBAPLane.for_service(inner, self.broadcast, self.custom_functions)
 
     def _context(self, session: Session, unit: int) -> RequestContext | None:

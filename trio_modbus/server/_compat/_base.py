@@ -128,7 +128,7 @@ class ModbusBaseServer:
             ignore_missing_devices=self.ignore_missing_devices,
             custom_functions=customs,
             network_listen_only=bool(kwargs.pop("network_listen_only", False)),
-            **({"serves_unit": self.validate_device_id} if overridden else {}),  # type: ignore[arg-type]
+            serves_unit=self.validate_device_id if overridden else None,
         )
         self._native: BaseServer | None = None
         self._nursery: trio.Nursery | None = None
