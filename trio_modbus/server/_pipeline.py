@@ -9,7 +9,7 @@ Hypothesis test pins the two together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from trio_modbus._errors import ConfigurationError, ServiceError
@@ -252,7 +252,9 @@ class Pipeline:
         return ExceptionResponse(frame.pdu[0] if frame.pdu else 0, code)
 
 
-def register_custom_functions(service: Service, custom_functions: Any) -> None:
+def register_custom_functions(
+    service: Service, custom_functions: Iterable[type[ModbusPDU]] | None
+) -> None:
     """Register ``custom_functions`` on ``service``, which owns the one registry.
 
     Raises:

@@ -12,6 +12,7 @@ from trio_serial.abstract import AbstractSerialStream, Parity, StopBits
 
 from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import ModbusServerContext
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 
 from ._connection import enter_session
@@ -245,7 +246,11 @@ class SerialServer(BaseServer):
     """A Modbus server on a serial line. Create it with :func:`serve_serial`; takes its options."""
 
     def __init__(
-        self, context: Any = None, *, port: str, **options: Unpack[SerialOptions]
+        self,
+        context: ModbusServerContext | None = None,
+        *,
+        port: str,
+        **options: Unpack[SerialOptions],
     ) -> None:
         """Check the options (see :func:`serve_serial`); the port opens in ``serve``."""
         check_names(options, SerialOptions, "serve_serial")
@@ -264,7 +269,7 @@ class SerialServer(BaseServer):
 
 
 def serve_serial(
-    context: Any = None, *, port: str, **options: Unpack[SerialOptions]
+    context: ModbusServerContext | None = None, *, port: str, **options: Unpack[SerialOptions]
 ) -> SerialServer:
     """A Modbus server on a serial line (RTU or ASCII).
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, Protocol, Self
 
 import trio
 
 from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
-from trio_modbus.datastore import DiagnosticState
+from trio_modbus.datastore import DiagnosticState, ModbusServerContext
+from trio_modbus.pdu.pdu import ModbusPDU
 from trio_modbus.service import DatastoreService, Service
 
 from ._clock import Connection, watch_idle
@@ -129,7 +131,9 @@ class BaseServer:
         TypeError: Neither or both of ``context`` and ``service``.
     """
 
-    def __init__(self, context: Any, transport: Transport, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, context: ModbusServerContext | None, transport: Transport, options: Mapping[str, Any]
+    ) -> None:
         """Check the options and build the pipeline (nothing is opened before ``serve``)."""
         service: Service | None = options.get("service")
         if (context is None) == (service is None):
@@ -162,6 +166,7 @@ class BaseServer:
         self.stream_wrapper = options.get("stream_wrapper")
         self.session_hook = options.get("session_hook")
         if service is None:
+            assert context is not None  # exactly one of the two: checked above
             service = DatastoreService(
                 context,
                 identity=options.get("identity"),
@@ -204,7 +209,7 @@ class BaseServer:
         return self._nursery is not None
 
     @property
-    def custom_functions(self) -> Mapping[int, Any]:
+    def custom_functions(self) -> Mapping[int, type[ModbusPDU]]:
         """The custom functions the server decodes (its service's registry)."""
         return self.pipeline.custom_functions
 
@@ -360,6 +365,11 @@ class BaseServer:
         await self._cm.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
         assert self._cm is not None
-        return await self._cm.__aexit__(*exc_info)
+        return await self._cm.__aexit__(exc_type, exc, traceback)

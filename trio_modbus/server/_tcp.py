@@ -12,6 +12,7 @@ import trio
 
 from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import ModbusServerContext
 
 from ._clock import Connection
 from ._connection import run_stream
@@ -156,7 +157,7 @@ class TcpTransport:
                 self._admit(server, nursery, sock, peer)
 
     def _admit(
-        self, server: BaseServer, nursery: trio.Nursery, sock: stdlib_socket.socket, peer: Any
+        self, server: BaseServer, nursery: trio.Nursery, sock: stdlib_socket.socket, peer: object
     ) -> None:
         connections = server.connections
         if len(connections) >= self.max_connections and not self.make_room(server):
@@ -225,7 +226,9 @@ class TcpServer(BaseServer):
     Takes the options of :func:`serve_tcp`.
     """
 
-    def __init__(self, context: Any = None, **options: Unpack[TcpOptions]) -> None:
+    def __init__(
+        self, context: ModbusServerContext | None = None, **options: Unpack[TcpOptions]
+    ) -> None:
         """Check the options (see :func:`serve_tcp`); nothing is bound before ``serve``."""
         check_names(options, TcpOptions, "serve_tcp")
         self.listener = TcpTransport(options, DEFAULT_TCP_PORT)
@@ -237,7 +240,9 @@ class TcpServer(BaseServer):
         return (self.listener.host, self.listener.port)
 
 
-def serve_tcp(context: Any = None, **options: Unpack[TcpOptions]) -> TcpServer:
+def serve_tcp(
+    context: ModbusServerContext | None = None, **options: Unpack[TcpOptions]
+) -> TcpServer:
     """A Modbus/TCP server, to run as ``async with`` or with ``nursery.start(server.serve)``.
 
     Every connection gets its own task; pipelined requests are answered in order, each with

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any, Unpack, final
+from typing import Unpack, final
 
 import trio
 
 from trio_modbus._errors import ConfigurationError
+from trio_modbus.datastore import ModbusServerContext
 
 from ._clock import Connection
 from ._options import (
@@ -55,7 +56,9 @@ class TlsServer(BaseServer):
     Takes the options of :func:`serve_tls`.
     """
 
-    def __init__(self, context: Any = None, **options: Unpack[TlsOptions]) -> None:
+    def __init__(
+        self, context: ModbusServerContext | None = None, **options: Unpack[TlsOptions]
+    ) -> None:
         """Check the options and build the TLS context; nothing is bound before ``serve``."""
         check_names(options, TlsOptions, "serve_tls")
         self.ssl_context = options.get("ssl_context") or make_server_ssl_context(
@@ -121,7 +124,9 @@ def make_server_ssl_context(
     return ctx
 
 
-def serve_tls(context: Any = None, **options: Unpack[TlsOptions]) -> TlsServer:
+def serve_tls(
+    context: ModbusServerContext | None = None, **options: Unpack[TlsOptions]
+) -> TlsServer:
     """A Modbus/TCP Security server: MBAP inside TLS 1.2+.
 
     Example (the test recipe: port 0 picks a free port)::

@@ -11,6 +11,7 @@ import trio
 
 from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
+from trio_modbus.datastore import ModbusServerContext
 
 from ._connection import enter_session
 from ._options import (
@@ -104,7 +105,7 @@ class UdpTransport:
                 nursery.start_soon(self._datagram, server, sock, data, peer)
 
     async def _datagram(
-        self, server: BaseServer, sock: trio.socket.SocketType, data: bytes, peer: Any
+        self, server: BaseServer, sock: trio.socket.SocketType, data: bytes, peer: object
     ) -> None:
         try:
             session = Session(self.name, peer, (data, sock))
@@ -146,7 +147,9 @@ async def _answer(
 class UdpServer(BaseServer):
     """A Modbus/UDP server. Create it with :func:`serve_udp`; takes its options."""
 
-    def __init__(self, context: Any = None, **options: Unpack[UdpOptions]) -> None:
+    def __init__(
+        self, context: ModbusServerContext | None = None, **options: Unpack[UdpOptions]
+    ) -> None:
         """Check the options (see :func:`serve_udp`); nothing is bound before ``serve``."""
         check_names(options, UdpOptions, "serve_udp")
         self.socket = UdpTransport(options)
@@ -158,7 +161,9 @@ class UdpServer(BaseServer):
         return (self.socket.host, self.socket.port)
 
 
-def serve_udp(context: Any = None, **options: Unpack[UdpOptions]) -> UdpServer:
+def serve_udp(
+    context: ModbusServerContext | None = None, **options: Unpack[UdpOptions]
+) -> UdpServer:
     """A Modbus/UDP server: a task per datagram, at most ``max_datagrams`` at once.
 
     Example (the test recipe: port 0 picks a free port)::
