@@ -4,7 +4,8 @@ A *service* is the application's one extension point (see DESIGN.md): an async c
 ``service(request, ctx) -> response | None``. :class:`DatastoreService` is the standard one: it
 routes by unit id, runs the datastore operations of every public function code, keeps the
 server's diagnostic counters and event log, answers device identification, and runs
-user-defined functions.
+user-defined functions. Cross-cutting behaviour is a *layer*, a service wrapping another
+(:class:`ServiceLayer`; :class:`RecordingService` records every exchange).
 
 Responses are PDU ``bytes`` (function code first) for normal replies and
 :class:`~trio_modbus.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
@@ -17,12 +18,20 @@ from ._context import Service as Service
 from ._data import MAX_FIFO_COUNT as MAX_FIFO_COUNT
 from ._datastore import DatastoreService as DatastoreService
 from ._diagnostics import DEFAULT_SERVER_ID as DEFAULT_SERVER_ID
+from ._layers import Exchange as Exchange
+from ._layers import RecordingService as RecordingService
+from ._layers import ServiceLayer as ServiceLayer
+from ._layers import innermost as innermost
 
 __all__ = [
     "DEFAULT_SERVER_ID",
     "MAX_FIFO_COUNT",
     "DatastoreService",
+    "Exchange",
+    "RecordingService",
     "RequestContext",
     "Response",
     "Service",
+    "ServiceLayer",
+    "innermost",
 ]

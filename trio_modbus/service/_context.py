@@ -47,7 +47,8 @@ class Service(Protocol):
     plain answer). The service returns the reply (:data:`Response`), or None for no reply. To
     answer with a Modbus exception it returns an :class:`~trio_modbus.pdu.ExceptionResponse`
     or raises :class:`~trio_modbus.ServiceError`; any other exception is a failure, answered
-    with 04 SERVER DEVICE FAILURE and logged.
+    with 04 SERVER DEVICE FAILURE and logged. Cross-cutting behaviour is a layer, a service
+    wrapping another (:class:`~trio_modbus.service.ServiceLayer`).
     """
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
