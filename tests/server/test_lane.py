@@ -63,7 +63,7 @@ from trio_modbus.server import (
 )
 from trio_modbus.server._lane import MBAPLane
 from trio_modbus.server._stream import SocketStream
-from trio_modbus.service import DatastoreService
+from trio_modbus.service import DatastoreService, ServiceLayer
 
 from .._fuzz import fuzz_settings
 from ._mb import (
@@ -1076,17 +1076,12 @@ async def test_a_server_context_subclass_is_left_to_the_general_pipeline() -> No
     assert lane.lane_tids == []
 
 
-class _Layer:
+class _Layer(ServiceLayer):
     """A layer over a DatastoreService; ``sees_requests`` as given."""
 
     def __init__(self, inner: DatastoreService, sees_requests: bool) -> None:
-        self.inner = inner
-        self.sees_requests = sees_requests
-        self.custom_functions = inner.custom_functions
-        self.diagnostics = inner.diagnostics
-
-    async def __call__(self, request: Any, ctx: Any) -> Any:
-        return await self.inner(request, ctx)
+        super().__init__(inner)
+        self.sees_requests = sees_requests  # type: ignore[misc]
 
 
 def test_servers_that_must_see_each_request_have_no_lane() -> None:

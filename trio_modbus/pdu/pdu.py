@@ -58,6 +58,10 @@ class Undecodable:
         """The exception response that answers it."""
         return ExceptionResponse(self.function_code, self.exception_code)
 
+    def isError(self) -> bool:
+        """Return True: it stands for an error (as pymodbus's decode failures do)."""
+        return True
+
 
 class ModbusPDU:
     """Base class for user-defined function codes (the pymodbus custom-function contract).

@@ -19,7 +19,7 @@ from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
 from trio_modbus.pdu.codec import DecodeResult, decode_request
 from trio_modbus.pdu.codes import ExceptionCode
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, encode_response
-from trio_modbus.service import DatastoreService, RequestContext, Response, Service
+from trio_modbus.service import DatastoreService, RequestContext, Response, Service, innermost
 
 from ._lane import MBAPLane
 from ._statistics import Counters
@@ -99,13 +99,6 @@ def _unsendable(framer: AnyFramer, frame: Frame, response: object, error: Except
     return framer.build(frame.unit_id, failure, frame.transaction_id)
 
 
-def _innermost(service: Service) -> Service:
-    """Unwrap the layers that declare they never need to see a request."""
-    while getattr(service, "sees_requests", True) is False and hasattr(service, "inner"):
-        service = service.inner
-    return service
-
-
 class Pipeline:
     """The per-request rule of one server, and the framers and lane it uses.
 
@@ -173,7 +166,7 @@ class Pipeline:
         """The fast lane for a client, when nothing needs to see each request on its way."""
         if type(framer) is not MBAPFramer or self.trace_pdu is not None:
             return None
-        inner = _innermost(self.service)
+        inner = innermost(self.service)
         if type(inner) is not DatastoreService or inner.serves_unit is not None:
             return None  # a subclass, or units refused by a hook: the lane knows neither
         return MBAPLane.for_service(inner, self.broadcast, self.custom_functions)

@@ -12,6 +12,8 @@ Responses are PDU ``bytes`` (function code first) for normal replies and
 (listen-only mode, broadcast, ignored missing unit, or a custom function that chose silence).
 """
 
+from trio_modbus._public import publish
+
 from ._context import RequestContext as RequestContext
 from ._context import Response as Response
 from ._context import Service as Service
@@ -35,3 +37,5 @@ __all__ = [
     "ServiceLayer",
     "innermost",
 ]
+
+publish(__name__, globals(), __all__)

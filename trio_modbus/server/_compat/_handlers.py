@@ -20,7 +20,7 @@ import trio
 
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.server._pipeline import Session
-from trio_modbus.service import RequestContext, Response, Service
+from trio_modbus.service import RequestContext, Response, ServiceLayer
 
 if TYPE_CHECKING:
     from ._base import ModbusBaseServer
@@ -116,7 +116,8 @@ class ModbusBaseRequestHandler:
         request while this runs.
 
         Args:
-            request: The decoded request (or the ``Undecodable`` its decoding produced).
+            request: The decoded request, or the ``Undecodable`` its decoding produced (its
+                ``isError()`` is True).
         """
         if self.request_context is None:
             raise RuntimeError("execute() runs only while the server answers a request")
@@ -204,28 +205,12 @@ def handler_session(
     return session
 
 
-class HandlerLayer:
+class HandlerLayer(ServiceLayer):
     """A service layer that routes every request through the client's handler's ``execute``.
 
     Args:
         inner: The service the handler's default ``execute`` calls (the datastore service).
     """
-
-    sees_requests = True
-
-    def __init__(self, inner: Service) -> None:
-        """Wrap ``inner``."""
-        self.inner = inner
-
-    @property
-    def custom_functions(self) -> Any:
-        """The inner service's custom functions."""
-        return getattr(self.inner, "custom_functions", None)
-
-    @property
-    def diagnostics(self) -> Any:
-        """The inner service's diagnostic state."""
-        return getattr(self.inner, "diagnostics", None)
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
         """Run ``execute`` of the current client's handler; its ``send`` gives the answer."""
