@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import trio
 
 from trio_modbus.framing import crc16_bytes
@@ -30,7 +31,7 @@ def load(name: str) -> ModuleType:
 
 
 def test_every_example_has_a_test() -> None:
-    tested = {"tcp_server", "udp_server", "tls_server", "serial_server"}
+    tested = {"tcp_server", "udp_server", "tls_server", "serial_server", "layered_server"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
 
@@ -81,3 +82,20 @@ async def test_serial_example(nursery: trio.Nursery, socat_pair: SocatPair) -> N
         assert reply == body + crc16_bytes(body)
     finally:
         os.close(fd)
+
+
+async def test_layered_example(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="layered_server")
+    server, recorder = await nursery.start(load("layered_server").run, 0)
+    write = struct.pack(">HHHBBHH", 8, 0, 6, 1, 6, 0, 7)  # tid 8, unit 1: write register 0
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.address[1])
+        await stream.send_all(READ_HR_0_3)
+        assert await stream.receive_some(100) == REPLY_0_1_2
+        await stream.send_all(write)
+        assert await stream.receive_some(100) == struct.pack(">HHHBBB", 8, 0, 3, 1, 0x86, 1)
+        await stream.aclose()
+        while "left" not in caplog.text:
+            await trio.sleep(0.01)
+    assert [type(x.error).__name__ for x in recorder.records] == ["NoneType", "ServiceError"]
+    assert "connected" in caplog.text
