@@ -20,7 +20,7 @@ from trio_modbus.datastore import ModbusServerContext
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.pdu.requests import ReadRegistersRequest
 from trio_modbus.server import serve_tcp
-from trio_modbus.server._connection import LINGER_QUIET
+from trio_modbus.server._client import LINGER_QUIET
 from trio_modbus.service import DatastoreService, RequestContext, Response
 
 from ._mb import (

@@ -10,8 +10,6 @@ is chosen once per connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
 
 import trio
@@ -25,63 +23,15 @@ from ._stream import SocketStream
 if TYPE_CHECKING:
     from ._clock import Connection
     from ._lane import MBAPLane
-    from ._options import SessionHook
     from ._server import BaseServer
 
-__all__ = ["enter_session", "linger", "run_stream", "serve_connection"]
+__all__ = ["Sender", "serve_connection"]
 
 log = logging.getLogger("trio_modbus.server")
 conn_log = logging.getLogger("trio_modbus.connection")
 wire_log = logging.getLogger("trio_modbus.wire")
 
-LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
-LINGER_QUIET = 0.1  # ... or for its client to stop sending
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-
-
-@asynccontextmanager
-async def enter_session(hook: SessionHook | None, session: Session) -> AsyncIterator[bool]:
-    """Run ``hook(session)`` around a client's session; yields False if it refused the client."""
-    if hook is None:
-        yield True
-        return
-    manager = hook(session)
-    try:
-        await manager.__aenter__()
-    except Exception as exc:
-        conn_log.info("%s: refused by the session hook: %s", session.peer, exc)
-        yield False
-        return
-    try:
-        yield True
-    except BaseException as exc:
-        if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await manager.__aexit__(None, None, None)
-
-
-async def linger(stream: trio.abc.Stream) -> None:
-    """Close our side, then read and drop what the client still sends, until it stops.
-
-    For a server that stops while a client is sending: closing a socket that holds unread
-    bytes makes the kernel reset the connection, and a reset can destroy answers that are
-    still on their way. After ``send_eof`` the client sees every answer, then the end; the
-    requests it sent meanwhile are dropped until it closes, falls silent for LINGER_QUIET, or
-    LINGER has passed. A TLS stream cannot half-close: it is only drained, so a client that
-    never pauses can still be reset when LINGER ends.
-    """
-    with trio.move_on_after(LINGER):
-        try:
-            if isinstance(stream, trio.abc.HalfCloseableStream):
-                await stream.send_eof()
-            while True:
-                with trio.move_on_after(LINGER_QUIET):
-                    if await stream.receive_some(65536):
-                        continue
-                return
-        except _BROKEN:
-            pass
 
 
 class Sender:
@@ -301,35 +251,3 @@ def _report_timeout(conn: Connection, server: BaseServer) -> None:
     elif now >= conn.scope.deadline:
         server.counters.idle_timeouts += 1
         conn_log.info("%s: idle for %ss, closed", conn.peer, server.idle_timeout)
-
-
-async def run_stream(
-    server: BaseServer, stream: trio.abc.Stream, conn: Connection, session: Session
-) -> None:
-    """Serve a registered connection's stream, from its first byte to closing it.
-
-    For the stream transports: runs the session hook and the stream wrapper around the
-    connection loop, lingers when the server is stopping, and always closes the stream.
-    """
-    counters = server.counters
-    counters.connections_active += 1
-    conn_log.info("%s: connected", conn.peer)
-    server.notify_connect(True)
-    try:
-        async with enter_session(server.session_hook, session) as accepted:
-            if accepted:
-                if server.stream_wrapper is not None:
-                    stream = server.stream_wrapper(stream, session)
-                await serve_connection(stream, conn, server, session)
-    finally:
-        try:
-            if server.draining:
-                await linger(stream)
-        finally:
-            counters.connections_active -= 1
-            server.connections.forget(conn)
-        try:
-            await trio.aclose_forcefully(stream)  # may raise Cancelled (server stopping)
-        finally:
-            server.notify_connect(False)
-            conn_log.info("%s: disconnected", conn.peer)

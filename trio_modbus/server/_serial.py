@@ -15,7 +15,7 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 
-from ._connection import enter_session
+from ._client import enter_session
 from ._options import (
     DEFAULT_BAUDRATE,
     DEFAULT_REOPEN_DELAY,

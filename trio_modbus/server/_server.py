@@ -12,18 +12,17 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import trio
 
 from trio_modbus._errors import ConfigurationError
-from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import DiagnosticState, ModbusServerContext
 from trio_modbus.pdu.pdu import ModbusPDU
 from trio_modbus.service import DatastoreService, Service
 
+from ._client import run_stream
 from ._clock import Connection, watch_idle
-from ._connection import run_stream
 from ._groups import unwrap_errors
 from ._options import (
     DEFAULT_FRAME_TIMEOUT,
@@ -35,50 +34,12 @@ from ._options import (
 )
 from ._pipeline import Pipeline, Session, register_custom_functions
 from ._statistics import Counters, ServerStatistics
+from ._transport import Transport
 
 __all__ = ["BaseServer", "Connections", "Transport"]
 
 log = logging.getLogger("trio_modbus.server")
 conn_log = logging.getLogger("trio_modbus.connection")
-
-
-class Transport(Protocol):
-    """What a server serves over: TCP (and TLS), UDP, a serial line.
-
-    The server runs it (:meth:`open` before it reports that it serves, :meth:`run` in its
-    nursery, :meth:`stop_accepting` on ``shutdown``, :meth:`close` at the end); a transport
-    hands each client to the server's pipeline and knows nothing of requests.
-    """
-
-    @property
-    def name(self) -> str:
-        """``"tcp"``, ``"tls"``, ``"udp"`` or ``"serial"``."""
-
-    @property
-    def framers(self) -> tuple[FramerType, ...]:
-        """The framings it can carry; the first is the default."""
-
-    @property
-    def idle_timeout(self) -> float | None:
-        """Its default idle timeout (None: connections do not idle out)."""
-
-    async def open(self) -> None:
-        """Bind or open (before the server reports it is serving); undo it on failure."""
-
-    async def run(self, server: BaseServer, nursery: trio.Nursery) -> None:
-        """Take clients (connections, datagrams, the port's sessions) until cancelled."""
-
-    def stop_accepting(self) -> None:
-        """Take no new clients (``shutdown``); the ones being served carry on."""
-
-    def busy(self) -> bool:
-        """Whether work ``shutdown`` lets finish is running besides registered connections."""
-
-    def close(self) -> None:
-        """Close what ``open`` opened (idempotent)."""
-
-    def describe(self) -> str:
-        """Where it serves, for the log."""
 
 
 class Connections:

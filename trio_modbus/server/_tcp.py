@@ -14,8 +14,8 @@ from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 
+from ._client import run_stream
 from ._clock import Connection
-from ._connection import run_stream
 from ._options import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST,

@@ -13,7 +13,7 @@ from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 
-from ._connection import enter_session
+from ._client import enter_session
 from ._options import (
     DEFAULT_HOST,
     DEFAULT_MAX_DATAGRAMS,
