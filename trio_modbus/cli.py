@@ -24,11 +24,10 @@ from trio_modbus.datastore import (
     ModbusSequentialDataBlock,
     ModbusServerContext,
 )
-from trio_modbus.server import DEFAULT_GRACE
+from trio_modbus.server import DEFAULT_GRACE, DEFAULT_HOST
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DEFAULT_GRACE", "default_context", "main"]
 
-DEFAULT_HOST = "127.0.0.1"  # the command serves loopback unless told otherwise
 DEFAULT_PORT = 5020  # unprivileged stand-in for 502
 DEFAULT_BLOCK_SIZE = 10_000  # addresses 0..9999 of each table in the embedded datastore
 
@@ -97,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a Modbus server on an embedded datastore")
     serve.add_argument("--transport", choices=["tcp", "tls", "udp", "serial"], default="tcp")
-    serve.add_argument("--host", default=DEFAULT_HOST, help="interface (default 127.0.0.1)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=None, help="TCP/UDP port (default 5020)")
     serve.add_argument(
         "--framer",

@@ -30,6 +30,7 @@ from ._compat import StartUdpServer as StartUdpServer
 from ._compat import running_servers as running_servers
 from ._compat import wait_for_servers as wait_for_servers
 from ._options import DEFAULT_GRACE as DEFAULT_GRACE
+from ._options import DEFAULT_HOST as DEFAULT_HOST
 from ._options import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
 from ._options import SerialOptions as SerialOptions
 from ._options import ServerOptions as ServerOptions
@@ -54,6 +55,7 @@ from ._udp import serve_udp as serve_udp
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_HOST",
     "DEFAULT_IDLE_TIMEOUT",
     "BaseServer",
     "ModbusBaseRequestHandler",

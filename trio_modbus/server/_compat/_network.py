@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
+from trio_modbus.server._options import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, DEFAULT_UDP_PORT
 from trio_modbus.server._server import BaseServer
 from trio_modbus.server._tcp import TcpServer
 from trio_modbus.server._tls import TlsServer, make_server_ssl_context
@@ -23,7 +24,7 @@ class _AddressedServer(ModbusBaseServer):
     """What the TCP, TLS and UDP compat servers share: ``address`` and the socket options."""
 
     _transport_options = TCP_OPTIONS
-    _default_port: ClassVar[int] = 502  # Modbus/TCP and Modbus/UDP
+    _default_port: ClassVar[int] = DEFAULT_TCP_PORT
 
     def __init__(
         self,
@@ -121,7 +122,7 @@ class ModbusTlsServer(ModbusTcpServer):
 
     _transport_options = TCP_OPTIONS | {"password", "reqclicert", "cafile"}
     _default_framer = FramerType.TLS
-    _default_port = 802  # Modbus/TCP Security
+    _default_port = DEFAULT_TLS_PORT
 
     def __init__(
         self,
@@ -188,6 +189,7 @@ class ModbusUdpServer(_AddressedServer):
     """
 
     _default_handler = ModbusDisconnectedRequestHandler
+    _default_port = DEFAULT_UDP_PORT
 
     def _build(self) -> BaseServer:
         return UdpServer(
