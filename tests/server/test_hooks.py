@@ -3,6 +3,7 @@ and replies counted once their bytes reached the transport."""
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ import trio.testing
 from trio_modbus import ServiceError
 from trio_modbus.pdu import ExceptionCode, ModbusPDU
 from trio_modbus.pdu.codec import DecodeResult
-from trio_modbus.server import Session, serve_tcp, serve_tls, serve_udp
+from trio_modbus.server import Datagram, Session, serve_tcp, serve_tls, serve_udp
 from trio_modbus.service import DatastoreService, RequestContext, Response
 
 from .._tls import TlsFiles
@@ -296,3 +297,35 @@ async def test_a_reply_that_is_not_a_response_gets_04_and_the_server_goes_on(
             assert await client.request(2, 2, read_holding(0, 1)) == b"\x03\x02\x00\x2a"
             await client_stream.aclose()
     assert "cannot be sent" in caplog.text
+
+
+async def test_a_datagram_wrapper_sees_and_alters_each_datagram() -> None:
+    seen: list[bytes] = []
+    sent: list[bytes] = []
+
+    def wrap(datagram: Datagram, session: Session) -> Datagram:
+        seen.append(datagram.data)
+        if datagram.data[1] == 2:  # tid 2: its reply is lost on the way
+            return dataclasses.replace(datagram, send=drop)
+
+        async def record(reply: bytes) -> None:
+            sent.append(reply)
+            await datagram.send(reply)
+
+        return dataclasses.replace(datagram, send=record)
+
+    async def drop(reply: bytes) -> None:
+        pass
+
+    with trio.fail_after(TIMEOUT):
+        async with serve_udp(make_context(1), port=0, datagram_wrapper=wrap) as server:
+            with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sock:
+                await sock.connect(("127.0.0.1", server.address[1]))
+                for tid in (1, 2, 3):
+                    await sock.send(adu(tid, 1, read_holding(0, 1)))
+                assert await sock.recv(1024) == adu(1, 1, registers_reply([0]))
+                assert await sock.recv(1024) == adu(3, 1, registers_reply([0]))
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.statistics.requests == 3
+    assert seen == [adu(tid, 1, read_holding(0, 1)) for tid in (1, 2, 3)]
+    assert sent == [adu(tid, 1, registers_reply([0])) for tid in (1, 3)]

@@ -32,6 +32,8 @@ from ._compat import wait_for_servers as wait_for_servers
 from ._options import DEFAULT_GRACE as DEFAULT_GRACE
 from ._options import DEFAULT_HOST as DEFAULT_HOST
 from ._options import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+from ._options import Datagram as Datagram
+from ._options import DatagramWrapper as DatagramWrapper
 from ._options import SerialOptions as SerialOptions
 from ._options import ServerOptions as ServerOptions
 from ._options import SessionHook as SessionHook
@@ -58,6 +60,8 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_IDLE_TIMEOUT",
     "BaseServer",
+    "Datagram",
+    "DatagramWrapper",
     "ModbusBaseRequestHandler",
     "ModbusBaseServer",
     "ModbusConnectedRequestHandler",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import trio
@@ -41,6 +42,8 @@ __all__ = [
     "DEFAULT_TCP_PORT",
     "DEFAULT_TLS_PORT",
     "DEFAULT_UDP_PORT",
+    "Datagram",
+    "DatagramWrapper",
     "LimitPolicy",
     "SerialOptions",
     "ServerOptions",
@@ -90,6 +93,28 @@ Entered when a connection opens (a datagram arrives, the serial port opens) and 
 it ends, in the task that serves it; raising on entry refuses the client (its connection is
 closed, its datagram dropped). Leaving is bounded by the server's cancellation: an exit that
 awaits should shield itself with a timeout.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One datagram a UDP server answers: its bytes, and the way its replies go back.
+
+    Attributes:
+        data: The request bytes as received.
+        send: Sends one reply to the datagram's sender (raises ``OSError`` if it cannot).
+    """
+
+    data: bytes
+    send: Callable[[bytes], Awaitable[None]]
+
+
+DatagramWrapper = Callable[[Datagram, "Session"], Datagram]
+"""``datagram_wrapper(datagram, session) -> datagram``: the datagram a UDP server answers.
+
+The datagram counterpart of ``stream_wrapper``: return it, or a
+``dataclasses.replace(datagram, data=..., send=...)`` that alters the request bytes or
+drops, delays, duplicates or corrupts the replies.
 """
 LimitPolicy = Literal["evict-oldest-idle", "reject"]
 """What a TCP/TLS server at ``max_connections`` does with a new client."""
@@ -151,6 +176,7 @@ class UdpOptions(ServerOptions, total=False):
     host: str
     port: int
     max_datagrams: int
+    datagram_wrapper: DatagramWrapper | None
 
 
 class SerialOptions(ServerOptions, total=False):

@@ -125,6 +125,7 @@ class BaseServer:
         self.trace_packet = options.get("trace_packet")
         self.trace_connect = options.get("trace_connect")
         self.stream_wrapper = options.get("stream_wrapper")
+        self.datagram_wrapper = options.get("datagram_wrapper")
         self.session_hook = options.get("session_hook")
         if service is None:
             assert context is not None  # exactly one of the two: checked above

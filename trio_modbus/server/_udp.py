@@ -18,6 +18,7 @@ from ._options import (
     DEFAULT_HOST,
     DEFAULT_MAX_DATAGRAMS,
     DEFAULT_UDP_PORT,
+    Datagram,
     UdpOptions,
     check_count,
     check_names,
@@ -111,17 +112,25 @@ class UdpTransport:
             session = Session(self.name, peer, (data, sock))
             async with enter_session(server.session_hook, session) as accepted:
                 if accepted:
-                    await _answer(server, sock, data, session)
+                    address = cast(tuple[str, int], peer)
+
+                    async def send(reply: bytes) -> None:
+                        await sock.sendto(reply, address)
+
+                    datagram = Datagram(data, send)
+                    wrapper = server.datagram_wrapper
+                    if wrapper is not None:
+                        datagram = wrapper(datagram, session)
+                    await _answer(server, datagram, session)
         finally:
             self._busy -= 1
             server.work_ended()
 
 
-async def _answer(
-    server: BaseServer, sock: trio.socket.SocketType, data: bytes, session: Session
-) -> None:
+async def _answer(server: BaseServer, datagram: Datagram, session: Session) -> None:
     """Answer one datagram; replies count once the socket took them."""
     trace_packet = server.trace_packet
+    data = datagram.data
     if trace_packet is not None:
         data = traced(trace_packet, False, data)
     framer = server.pipeline.new_framer()
@@ -136,7 +145,7 @@ async def _answer(
         if trace_packet is not None:
             reply = traced(trace_packet, True, reply)
         try:
-            await sock.sendto(reply, cast(tuple[str, int], session.peer))
+            await datagram.send(reply)
         except OSError as exc:
             log.warning("udp reply to %s failed: %s", session.peer, exc)
         else:
@@ -186,6 +195,9 @@ def serve_udp(
               datagram.
             - ``max_datagrams``: Datagrams answered concurrently (256); beyond, they are
               dropped and counted in ``statistics.datagrams_dropped``.
+            - ``datagram_wrapper``: ``(datagram, session) -> datagram``: what each datagram's
+              request bytes are and how its replies are sent, to record or alter them
+              (the counterpart of ``stream_wrapper``).
 
     Returns:
         The server (not yet running).
