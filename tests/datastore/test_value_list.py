@@ -139,12 +139,14 @@ def value_list_machine(values: st.SearchStrategy[Any]) -> type[RuleBasedStateMac
             start=indices,
             count=st.integers(-1, 6),
             data=st.binary(max_size=14),
-            at=st.integers(-16, 4),
+            at=st.integers(-2, 4),
         )
         def set_packed(self, start: int, count: int, data: bytes, at: int) -> None:
             """Packed registers: as a slice assignment of the unpacked values."""
 
             def model() -> None:
+                if count < 0 or at < 0:
+                    raise ValueError
                 new = struct.unpack_from(f">{count}H", data, at)
                 self.plain[start : start + count] = new
 
@@ -390,7 +392,7 @@ def test_set_packed_stores_wire_registers_in_the_list_and_in_place_in_the_image(
     check_image(vl, [0, 0x1234, 0xABCD, 3, 4, 5])
 
 
-@pytest.mark.parametrize(("start", "at"), [(0, -4), (-2, -6), (2, 0), (5, 0), (-1, 2)])
+@pytest.mark.parametrize(("start", "at"), [(0, 2), (-2, 0), (2, 0), (5, 2), (-1, 2), (-9, 0)])
 def test_set_packed_is_a_slice_assignment_anywhere(start: int, at: int) -> None:
     data = bytes.fromhex("0001 0002 0003")
     plain = list(range(10, 14))
@@ -400,6 +402,14 @@ def test_set_packed_is_a_slice_assignment_anywhere(start: int, at: int) -> None:
     vl.set_packed(start, 2, data, at)
     assert vl == plain
     assert vl._image == packed(plain)  # the built image kept in step, length changes too
+
+
+def test_set_packed_takes_more_registers_than_a_request_carries() -> None:
+    vl = ValueList([0] * 300)
+    vl.image()
+    vl.set_packed(10, 200, struct.pack(">200H", *range(200)))
+    assert vl[10:210] == list(range(200))
+    check_image(vl, [0] * 10 + list(range(200)) + [0] * 90)
 
 
 def test_set_packed_without_an_image_leaves_it_to_be_built() -> None:
@@ -417,8 +427,10 @@ def test_set_packed_refuses_short_data_and_stores_nothing() -> None:
     vl.image()
     with pytest.raises(struct.error):
         vl.set_packed(0, 2, b"\x00\x07\x00")
-    with pytest.raises(struct.error):
-        vl.set_packed(0, -1, b"")
+    with pytest.raises(ValueError, match="negative"):
+        vl.set_packed(0, -1, b"\x00\x07")
+    with pytest.raises(ValueError, match="negative"):
+        vl.set_packed(0, 1, b"\x00\x07", -2)
     assert vl == [1, 2, 3]
     check_image(vl, [1, 2, 3])
 

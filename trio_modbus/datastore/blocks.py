@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, SupportsIndex, TypeVar, overload
+from typing import Any, Generic, Literal, SupportsIndex, TypeVar, overload
 
 from .._errors import ConfigurationError
 from ..pdu.codes import ExceptionCode
@@ -52,8 +52,9 @@ def _as_list(values: int | Sequence[int]) -> list[int]:
 
 _REGISTER = struct.Struct(">H")
 _pack_register_into = _REGISTER.pack_into
-# Unpackers of n big-endian registers, for the counts one request can carry.
-_UNPACK_REGISTERS = {n: struct.Struct(f">{n}H").unpack_from for n in range(126)}
+# Unpackers of n big-endian registers, for the counts one request can carry (0..125).
+_UNPACK_REGISTERS = [struct.Struct(f">{n}H").unpack_from for n in range(126)]
+_list_setitem = list.__setitem__
 _PACK_ERRORS = (struct.error, TypeError, OverflowError)
 
 
@@ -74,7 +75,7 @@ class ValueList(list[Any]):
 
     __slots__ = ("_image",)
 
-    _image: bytearray | bool | None  # None: not built; False: cannot be built until a change
+    _image: bytearray | Literal[False] | None  # None: not built; False: unbuildable until a change
 
     def __init__(self, values: Iterable[Any] = ()) -> None:
         super().__init__(values)
@@ -114,23 +115,24 @@ class ValueList(list[Any]):
             start: The list index of the first register.
             count: The number of registers; ``2 * count`` bytes are read.
             data: The packed registers.
-            at: Where they start in ``data`` (from its end when negative).
+            at: Where they start in ``data``.
 
         Raises:
-            struct.error: ``count`` is negative, or ``data`` holds fewer than ``2 * count``
-                bytes from ``at`` (nothing is stored).
+            ValueError: ``count`` or ``at`` is negative (nothing is stored).
+            struct.error: ``data`` holds fewer than ``2 * count`` bytes from ``at`` (nothing
+                is stored).
         """
-        unpack = _UNPACK_REGISTERS.get(count)
-        if unpack is None:
-            unpack = struct.Struct(f">{count}H").unpack_from
-        new = unpack(data, at)
+        if at | count < 0:
+            raise ValueError(f"count and at must not be negative, got {count} and {at}")
+        try:
+            new = _UNPACK_REGISTERS[count](data, at)
+        except IndexError:  # more registers than one request carries
+            new = struct.unpack_from(f">{count}H", data, at)
         image = self._image
-        if type(image) is bytearray:
-            if at < 0:  # from the end, as for unpack_from
-                at += len(data)
+        if image:  # built and not empty (else None, or False: unbuildable)
             # Slices of the list and of the image (twice the indices) stay in step whatever
-            # ``start`` and ``count`` are, a change of length included.
-            list.__setitem__(self, slice(start, start + count), new)
+            # ``start`` is, a change of length included.
+            _list_setitem(self, slice(start, start + count), new)
             image[2 * start : 2 * (start + count)] = data[at : at + 2 * count]
         else:
             self[start : start + count] = new
