@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from typing import Any
 
@@ -160,12 +159,20 @@ def test_a_registered_block_replaces_the_standard_one() -> None:
     assert window_of(ctx, 16).values is ctx.store["h"].values
 
 
-def test_a_window_is_a_frozen_value_equal_only_to_itself() -> None:
+def test_a_window_is_an_immutable_named_tuple() -> None:
     ctx = ModbusDeviceContext()
     window = window_of(ctx, 3)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert type(window) is BlockWindow
+    with pytest.raises(AttributeError):
         window.low = 5  # type: ignore[misc]
-    assert window == window
-    assert window != window_of(ctx, 3)
+    values, image, offset, low, high = window
+    assert window == BlockWindow(values, image, offset, low, high)
+    assert (values, image, offset, low, high) == (
+        ctx.store["h"].values,
+        ctx.store["h"].values.image(),
+        1,
+        0,
+        0xFFFF,
+    )
     assert not hasattr(window, "__dict__")
     assert type(window.values) is ValueList

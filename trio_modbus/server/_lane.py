@@ -236,7 +236,8 @@ class MBAPLane:
             _same(window, device.window(3)) and _same(window, device.window(16))
         ):
             return None
-        return fc, window.values, window.image, window.offset, window.low, window.high
+        # fc, values, image, offset, low, high; a concatenation is quicker than (fc, *window).
+        return (fc,) + window  # noqa: RUF005
 
 
 def _same(window: BlockWindow, other: BlockWindow | None) -> bool:
