@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .._errors import ConfigurationError, ModbusError
-from .._layouts import ADDRESS_SPACE
+from .._layouts import ADDRESS_SPACE, MAX_FILE_RECORD_NUMBER
 from ..pdu.codes import ExceptionCode
 from .blocks import BaseModbusDataBlock, ModbusSequentialDataBlock, ValueList
 
@@ -41,7 +41,7 @@ __all__ = [
     "NoSuchIdException",
 ]
 
-FILE_RECORD_LIMIT = 10000  # records per file: record numbers 0..0x270F (spec 6.14)
+FILE_RECORD_LIMIT = MAX_FILE_RECORD_NUMBER + 1  # records per file: numbers 0..0x270F (6.14)
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16})  # validated with the block's write rule
 _MAX_FILE_NUMBER = 0xFFFF  # files are numbered 1..0xFFFF
 _MAX_UNIT_ID = 0xFF  # unit ids 0..255 (MBAP carries one byte)
