@@ -134,6 +134,26 @@ def value_list_machine(values: st.SearchStrategy[Any]) -> type[RuleBasedStateMac
 
             self.both(op)
 
+        @precondition(lambda self: len(self.plain) < MAX_LENGTH)
+        @rule(
+            start=indices,
+            count=st.integers(-1, 6),
+            data=st.binary(max_size=14),
+            at=st.integers(-2, 4),
+        )
+        def set_packed(self, start: int, count: int, data: bytes, at: int) -> None:
+            """Packed registers: as a slice assignment of the unpacked values."""
+
+            def model() -> None:
+                if count < 0 or at < 0:
+                    raise ValueError
+                new = struct.unpack_from(f">{count}H", data, at)
+                self.plain[start : start + count] = new
+
+            expected = outcome(model)
+            actual = outcome(lambda: self.vl.set_packed(start, count, data, at))
+            assert actual == expected
+
         # -- deletion ---------------------------------------------------------------------------
 
         @rule(index=indices)
@@ -357,6 +377,62 @@ def test_copies_and_pickles_are_equal_value_lists(items: list[Any], build: bool)
         twin.append(1)  # an independent list with an image of its own
         assert list(vl) == items, how
     check_image(vl, items)
+
+
+@pytest.mark.parametrize("buffer", [bytes, bytearray, memoryview])
+def test_set_packed_stores_wire_registers_in_the_list_and_in_place_in_the_image(
+    buffer: Callable[[bytes], Any],
+) -> None:
+    vl = ValueList(range(6))
+    image = vl.image()
+    assert image is not None
+    vl.set_packed(1, 2, buffer(bytes.fromhex("AAAA 1234 ABCD BBBB")), 2)
+    assert vl == [0, 0x1234, 0xABCD, 3, 4, 5]
+    assert vl.image() is image  # updated in place
+    check_image(vl, [0, 0x1234, 0xABCD, 3, 4, 5])
+
+
+@pytest.mark.parametrize(("start", "at"), [(0, 2), (-2, 0), (2, 0), (5, 2), (-1, 2), (-9, 0)])
+def test_set_packed_is_a_slice_assignment_anywhere(start: int, at: int) -> None:
+    data = bytes.fromhex("0001 0002 0003")
+    plain = list(range(10, 14))
+    plain[start : start + 2] = struct.unpack_from(">2H", data, at)
+    vl = ValueList(range(10, 14))
+    vl.image()
+    vl.set_packed(start, 2, data, at)
+    assert vl == plain
+    assert vl._image == packed(plain)  # the built image kept in step, length changes too
+
+
+def test_set_packed_takes_more_registers_than_a_request_carries() -> None:
+    vl = ValueList([0] * 300)
+    vl.image()
+    vl.set_packed(10, 200, struct.pack(">200H", *range(200)))
+    assert vl[10:210] == list(range(200))
+    check_image(vl, [0] * 10 + list(range(200)) + [0] * 90)
+
+
+def test_set_packed_without_an_image_leaves_it_to_be_built() -> None:
+    vl = ValueList([1, -1, 3])  # no image: -1 does not fit
+    vl.set_packed(1, 1, b"\x00\x02")
+    assert vl == [1, 2, 3]
+    check_image(vl, [1, 2, 3])
+    unbuilt = ValueList([1, 2, 3])
+    unbuilt.set_packed(0, 3, b"\x00\x07" * 3)
+    check_image(unbuilt, [7, 7, 7])
+
+
+def test_set_packed_refuses_short_data_and_stores_nothing() -> None:
+    vl = ValueList([1, 2, 3])
+    vl.image()
+    with pytest.raises(struct.error):
+        vl.set_packed(0, 2, b"\x00\x07\x00")
+    with pytest.raises(ValueError, match="negative"):
+        vl.set_packed(0, -1, b"\x00\x07")
+    with pytest.raises(ValueError, match="negative"):
+        vl.set_packed(0, 1, b"\x00\x07", -2)
+    assert vl == [1, 2, 3]
+    check_image(vl, [1, 2, 3])
 
 
 def test_a_copied_image_is_not_shared() -> None:

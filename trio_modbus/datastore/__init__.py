@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .blocks import BaseModbusDataBlock, ModbusSequentialDataBlock, ModbusSparseDataBlock
 from .context import (
+    BlockWindow,
     ModbusBaseDeviceContext,
     ModbusDeviceContext,
     ModbusServerContext,
@@ -18,6 +19,7 @@ from .identity import ModbusDeviceIdentification
 
 __all__ = [
     "BaseModbusDataBlock",
+    "BlockWindow",
     "DiagnosticState",
     "ModbusBaseDeviceContext",
     "ModbusDeviceContext",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, SupportsIndex, TypeVar, overload
+from typing import Any, Generic, Literal, SupportsIndex, TypeVar, overload
 
 from .._errors import ConfigurationError
 from ..pdu.codes import ExceptionCode
@@ -52,6 +52,9 @@ def _as_list(values: int | Sequence[int]) -> list[int]:
 
 _REGISTER = struct.Struct(">H")
 _pack_register_into = _REGISTER.pack_into
+# Unpackers of n big-endian registers, for the counts one request can carry (0..125).
+_UNPACK_REGISTERS = [struct.Struct(f">{n}H").unpack_from for n in range(126)]
+_list_setitem = list.__setitem__
 _PACK_ERRORS = (struct.error, TypeError, OverflowError)
 
 
@@ -72,7 +75,7 @@ class ValueList(list[Any]):
 
     __slots__ = ("_image",)
 
-    _image: bytearray | bool | None  # None: not built; False: cannot be built until a change
+    _image: bytearray | Literal[False] | None  # None: not built; False: unbuildable until a change
 
     def __init__(self, values: Iterable[Any] = ()) -> None:
         super().__init__(values)
@@ -97,6 +100,42 @@ class ValueList(list[Any]):
             return None
         self._image = built
         return built
+
+    def set_packed(
+        self, start: int, count: int, data: bytes | bytearray | memoryview, at: int = 0
+    ) -> None:
+        """Store ``count`` registers, packed big-endian in ``data`` from ``at``, at ``start``.
+
+        The same as ``self[start:start + count] = struct.unpack_from(f">{count}H", data, at)``
+        (list slice semantics), only quicker: a built image takes the bytes as they are,
+        without packing them again. This is how the server's fast lane stores the registers
+        of a write request.
+
+        Args:
+            start: The list index of the first register.
+            count: The number of registers; ``2 * count`` bytes are read.
+            data: The packed registers.
+            at: Where they start in ``data``.
+
+        Raises:
+            ValueError: ``count`` or ``at`` is negative (nothing is stored).
+            struct.error: ``data`` holds fewer than ``2 * count`` bytes from ``at`` (nothing
+                is stored).
+        """
+        if at | count < 0:
+            raise ValueError(f"count and at must not be negative, got {count} and {at}")
+        try:
+            new = _UNPACK_REGISTERS[count](data, at)
+        except IndexError:  # more registers than one request carries
+            new = struct.unpack_from(f">{count}H", data, at)
+        image = self._image
+        if image:  # built and not empty (else None, or False: unbuildable)
+            # Slices of the list and of the image (twice the indices) stay in step whatever
+            # ``start`` is, a change of length included.
+            _list_setitem(self, slice(start, start + count), new)
+            image[2 * start : 2 * (start + count)] = data[at : at + 2 * count]
+        else:
+            self[start : start + count] = new
 
     def _changed(self) -> None:
         self._image = None

@@ -13,6 +13,10 @@ The contract with the request executor:
 Function code 23 (read/write multiple registers) is validated in two halves: the executor passes
 ``fx=16`` for the write half and ``fx=3`` for the read half. Function code 22 (mask write) is
 validated like a read, because it needs the current value.
+
+A fast path (the server's MBAP lane) may skip the calls: ``ModbusDeviceContext.window(fx)``
+gives the value list of a plain sequential block and the address range that ``validate``
+accepts, or None where only the calls are right.
 """
 
 from __future__ import annotations
@@ -20,22 +24,24 @@ from __future__ import annotations
 import collections
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import ConfigurationError, ModbusError
+from .._layouts import ADDRESS_SPACE, MAX_FILE_RECORD_NUMBER
 from ..pdu.codes import ExceptionCode
-from .blocks import BaseModbusDataBlock, ModbusSequentialDataBlock
+from .blocks import BaseModbusDataBlock, ModbusSequentialDataBlock, ValueList
 
 __all__ = [
     "FILE_RECORD_LIMIT",
     "WRITE_FUNCTION_CODES",
+    "BlockWindow",
     "ModbusBaseDeviceContext",
     "ModbusDeviceContext",
     "ModbusServerContext",
     "NoSuchIdException",
 ]
 
-FILE_RECORD_LIMIT = 10000  # records per file: record numbers 0..0x270F (spec 6.14)
+FILE_RECORD_LIMIT = MAX_FILE_RECORD_NUMBER + 1  # records per file: numbers 0..0x270F (6.14)
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16})  # validated with the block's write rule
 _MAX_FILE_NUMBER = 0xFFFF  # files are numbered 1..0xFFFF
 _MAX_UNIT_ID = 0xFF  # unit ids 0..255 (MBAP carries one byte)
@@ -57,6 +63,10 @@ _DEFAULT_FX_MAPPER: Mapping[int, str] = types.MappingProxyType(
         4: "i",
     }
 )
+_tuple_new = tuple.__new__
+# The standard function codes that address bits (coils, discrete inputs) and registers.
+_BIT_FUNCTIONS = frozenset(fc for fc, key in _DEFAULT_FX_MAPPER.items() if key in ("c", "d"))
+_REGISTER_FUNCTIONS = frozenset(fc for fc, key in _DEFAULT_FX_MAPPER.items() if key in ("h", "i"))
 
 
 class NoSuchIdException(ModbusError, KeyError):
@@ -73,6 +83,40 @@ def _check_registers(values: Iterable[int], what: str) -> list[int]:
         if not 0 <= value <= 0xFFFF:
             raise ConfigurationError(f"{what}: {value!r} is not a 16-bit register value")
     return result
+
+
+class BlockWindow(NamedTuple):
+    """The values a function code reaches on a device, to read and write them directly.
+
+    What :meth:`ModbusDeviceContext.window` returns: the live value list of a plain
+    :class:`~trio_modbus.datastore.blocks.ModbusSequentialDataBlock` and how protocol addresses
+    map onto it. For ``low <= address`` and ``address + count <= high``, the values
+    ``values[address + offset : address + offset + count]`` are what ``getValues`` returns,
+    and (for registers) bytes ``2 * (address + offset)`` onwards of ``image`` are those values
+    packed; writing through ``values`` (registers packed big-endian with
+    :meth:`~trio_modbus.datastore.blocks.ValueList.set_packed`) is what ``setValues`` does. A
+    range outside ``low .. high`` is one that ``validate`` refuses.
+
+    A window holds no copy. It stays right while the device keeps its blocks, the block its
+    value list, and the list its length (then ask for a new one). A named tuple rather than a
+    frozen dataclass: a fast path asks for one per batch of requests, which is often one
+    request, and a tuple is built in a fraction of the time.
+
+    Attributes:
+        values: The block's value list (live).
+        image: The list's register image (live) for a register function; None for a bit
+            function.
+        offset: What to add to a protocol address to get the list index.
+        low: The lowest protocol address served.
+        high: One past the highest protocol address served (at most 65536); no address is
+            served when ``high <= low``.
+    """
+
+    values: ValueList
+    image: bytearray | None
+    offset: int
+    low: int
+    high: int
 
 
 class ModbusBaseDeviceContext:
@@ -365,6 +409,48 @@ class ModbusDeviceContext(ModbusBaseDeviceContext):
             self.add_file(number, initial)
         for address, queue in (fifo_queues or {}).items():
             self.add_fifo_queue(address, queue)
+
+    def window(self, function_code: int) -> BlockWindow | None:
+        """Return the values ``function_code`` reaches, to read and write them directly.
+
+        For a fast path that answers requests without calling ``validate``, ``getValues`` and
+        ``setValues`` (the server's MBAP lane asks once per batch of requests): what the window
+        gives is what those methods do in this class, not in a subclass that overrides them.
+
+        Args:
+            function_code: A standard data function: 1, 2, 5, 15 (bits) or 3, 4, 6, 16, 22,
+                23 (registers), mapped to its block as ``decode`` maps it (and ``register``
+                changes it).
+
+        Returns:
+            The window, or None when there is no such block, when it is not exactly a
+            ``ModbusSequentialDataBlock`` holding a ``ValueList`` (a subclass, a sparse block,
+            a plain list assigned to ``values``), when a register block holds a value that
+            does not fit in a register (no image), or for any other function code.
+        """
+        registers = function_code in _REGISTER_FUNCTIONS
+        if not registers and function_code not in _BIT_FUNCTIONS:
+            return None
+        # The map ``decode`` reads, read here directly: the window is this class's behaviour.
+        block = self.store.get(self._fx_mapper.get(function_code, "x"))
+        if type(block) is not ModbusSequentialDataBlock:
+            return None
+        values = block.values
+        if type(values) is not ValueList:
+            return None
+        image = None
+        if registers:
+            image = values.image()
+            if image is None:
+                return None
+        offset = self._offset - block.address  # protocol address + offset = list index
+        # The protocol addresses served: low .. high - 1 (conditionals: quicker than min/max).
+        low = -offset if offset < 0 else 0
+        high = len(values) - offset
+        if high > ADDRESS_SPACE:
+            high = ADDRESS_SPACE
+        # What BlockWindow(...) does, without the call of its Python-level __new__.
+        return _tuple_new(BlockWindow, (values, image, offset, low, high))
 
     @property
     def zero_mode(self) -> bool:

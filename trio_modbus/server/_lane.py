@@ -11,12 +11,15 @@ batch where the general pipeline takes about 5.7 µs.
 
 The lane only ever takes the *happy path*: a request it would answer normally. Anything else
 (a malformed or out-of-range request, a unit id the context lacks, a broadcast, a custom
-function, listen-only mode, a user-defined block or device context, a value that does not fit
-in a register) stops it at that frame, and the engine hands the frame to the general pipeline,
-which is the reference: the answers, the diagnostic counters and the event log come out the
-same either way (the tests run both and compare them).
+function, listen-only mode, a user-defined device context, a block for which the device gives
+no :meth:`~trio_modbus.datastore.context.ModbusDeviceContext.window`: a user-defined block, a
+value that does not fit in a register) stops it at that frame, and the engine hands the frame
+to the general pipeline, which is the reference: the answers, the diagnostic counters and the
+event log come out the same either way (the tests run both and compare them).
 
-The lane is pure: no Trio, no clock, no I/O.
+The lane is pure: no Trio, no clock, no I/O; it reads the datastore only through public API
+(the device window, resolved once per unit id and function code per call of :meth:`MBAPLane.run`,
+and ``ValueList.set_packed`` for writes), and the request layouts from the layout table.
 """
 
 from __future__ import annotations
@@ -26,15 +29,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from trio_modbus._layouts import (
-    ADDRESS_SPACE,
     LAYOUTS,
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     MAX_RW_WRITE_REGISTERS,
     MAX_WRITE_REGISTERS,
 )
-from trio_modbus.datastore.blocks import ModbusSequentialDataBlock, ValueList
-from trio_modbus.datastore.context import ModbusDeviceContext, ModbusServerContext
+from trio_modbus.datastore.blocks import ValueList
+from trio_modbus.datastore.context import BlockWindow, ModbusDeviceContext, ModbusServerContext
 from trio_modbus.pdu.responses import encode_read_bits
 from trio_modbus.service import DatastoreService
 
@@ -49,7 +51,6 @@ _pack_mbap = struct.Struct(">HHHB").pack
 _unpack_header = struct.Struct(">HHHH").unpack_from
 _unpack_address_count = struct.Struct(">HH").unpack_from
 _unpack_rw = struct.Struct(">HHHH").unpack_from
-_REGISTERS = [struct.Struct(f">{n}H").unpack_from for n in range(MAX_READ_REGISTERS + 1)]
 
 _LANE_FUNCTIONS = frozenset((1, 2, 3, 4, 6, 16, 23))
 
@@ -66,24 +67,6 @@ _WRITE_REGISTERS_COUNT_AT = 5 + _WRITE_REGISTERS_HEADER
 _WRITE_REGISTERS_VALUES_AT = 6 + _WRITE_REGISTERS_HEADER
 _READ_WRITE_COUNT_AT = 5 + _READ_WRITE_HEADER
 _READ_WRITE_VALUES_AT = 6 + _READ_WRITE_HEADER
-
-
-def _write_registers(
-    values: ValueList,
-    image: bytearray | None,
-    start: int,
-    count: int,
-    buf: bytes | bytearray,
-    at: int,
-) -> None:
-    """Store ``count`` registers from ``buf[at:]`` at ``values[start:]``, image included."""
-    new = _REGISTERS[count](buf, at)
-    if image is not None and values._image is image:
-        # Both copies from the wire: the image gets the bytes as they came.
-        list.__setitem__(values, slice(start, start + count), new)
-        image[2 * start : 2 * (start + count)] = buf[at : at + 2 * count]
-    else:  # pragma: no cover - another thread changed the list's length since the resolve
-        values[start : start + count] = new
 
 
 # fc, values, register image (None for bits), offset (list index - protocol address), and the
@@ -189,8 +172,7 @@ class MBAPLane:
                     or address + count > high
                 ):
                     break
-                at = pos + _WRITE_REGISTERS_VALUES_AT
-                _write_registers(values, image, address + offset, count, buf, at)
+                values.set_packed(address + offset, count, buf, pos + _WRITE_REGISTERS_VALUES_AT)
                 append(_pack_write_reply(tid, 0, 6, key, address, count))
             elif fc == 6:
                 if length != _WRITE_REGISTER_LENGTH:
@@ -198,7 +180,7 @@ class MBAPLane:
                 address = buf[pos + 8] << 8 | buf[pos + 9]
                 if address < low or address >= high:
                     break
-                _write_registers(values, image, address + offset, 1, buf, pos + 10)
+                values.set_packed(address + offset, 1, buf, pos + 10)
                 append(buf[pos:end])  # the reply echoes the request
             elif fc == 23:
                 if length < _READ_WRITE_HEADER:
@@ -217,7 +199,7 @@ class MBAPLane:
                     break
                 # The write comes first; the read sees it.
                 at = pos + _READ_WRITE_VALUES_AT
-                _write_registers(values, image, write_address + offset, write_count, buf, at)
+                values.set_packed(write_address + offset, write_count, buf, at)
                 start = 2 * (read_address + offset)
                 append(_pack_read_header(tid, 0, 3 + 2 * read_count, key, 2 * read_count))
                 append(image[start : start + 2 * read_count])
@@ -246,25 +228,22 @@ class MBAPLane:
             return None
         device = context.get(unit)
         if type(device) is not ModbusDeviceContext:
+            return None  # a subclass may change what validate/getValues/setValues do
+        window = device.window(fc)
+        if window is None:
             return None
-        mapper = device._fx_mapper
-        block = device.store.get(mapper.get(fc, "x"))
-        if type(block) is not ModbusSequentialDataBlock:
-            return None
-        if fc == 23 and not (  # its halves: a 0x10 write, a 0x03 read
-            device.store.get(mapper.get(3, "x")) is block
-            and device.store.get(mapper.get(16, "x")) is block
+        if fc == 23 and not (  # its halves, a 0x10 write and a 0x03 read, reach the same list
+            _same(window, device.window(3)) and _same(window, device.window(16))
         ):
             return None
-        values = block.values
-        if type(values) is not ValueList:
-            return None
-        image: bytearray | None = None
-        if fc >= 3:  # registers
-            image = values.image()
-            if image is None:
-                return None
-        offset = device._offset - block.address  # protocol address + offset = list index
-        low = max(0, -offset)  # the protocol addresses the block serves: low .. high - 1
-        high = min(len(values) - offset, ADDRESS_SPACE)
-        return fc, values, image, offset, low, high
+        # fc, values, image, offset, low, high; a concatenation is quicker than (fc, *window).
+        return (fc,) + window  # noqa: RUF005
+
+
+def _same(window: BlockWindow, other: BlockWindow | None) -> bool:
+    """Whether two windows reach the same values at the same addresses."""
+    return (
+        other is not None
+        and other.values is window.values
+        and (other.offset, other.low, other.high) == (window.offset, window.low, window.high)
+    )
