@@ -142,3 +142,12 @@ def test_an_unknown_option_is_refused_by_class_and_function_alike(
     for factory in (cls, serve):
         with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'"):
             factory(context(), colour="blue", **extra)
+
+
+def test_datastore_options_with_a_service_of_ones_own_are_refused() -> None:
+    from trio_modbus.service import DatastoreService
+
+    service = DatastoreService(context())
+    with pytest.raises(ConfigurationError, match=r"ignore_missing_devices=True configures"):
+        serve_tcp(service=service, ignore_missing_devices=True)
+    serve_tcp(service=service, ignore_missing_devices=False)  # the default: nothing to refuse

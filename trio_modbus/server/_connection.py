@@ -1,10 +1,9 @@
-"""One byte-stream client: receive → framer (or lane) → pipeline → send, and its idle clock.
+"""The loop of one byte-stream client: receive → framer (or lane) → pipeline → send.
 
-:func:`serve_connection` is the loop of a TCP/TLS connection (or any ``trio.abc.Stream``): it
-answers every complete frame of a read, in order, at most ``max_in_flight`` before sending
-their answers, and sends the answers of a read together. :class:`Connection` is the
-connection's entry in the server's registry and its idle and frame clocks; :class:`Sender`
-is chosen once per connection.
+:func:`serve_connection` serves a TCP/TLS connection (or any ``trio.abc.Stream``): it answers
+every complete frame of a read, in order, at most ``max_in_flight`` before sending their
+answers, and sends the answers of a read together. The connection's clocks are in
+``_clock.py``; its :class:`Sender` is chosen once per connection.
 """
 
 from __future__ import annotations
@@ -224,15 +223,14 @@ async def _answer_read(
         pos = end
         while frames:  # at most ``room`` requests before their answers are sent
             free = room - batch.replies
-            batch.replies += await server.pipeline.answer(
-                frames[:free], framer, session, batch.out
-            )
+            chunk = frames if len(frames) <= free else frames[:free]
+            batch.replies += await server.pipeline.answer(chunk, framer, session, batch.out)
             # The pipeline may have taken a while (an async service): the connection was
             # busy until now, whether or not a reply follows.
             conn.last_time = trio.current_time()
             if batch.replies >= room:
                 await batch.flush()
-            frames = frames[free:]
+            frames = [] if chunk is frames else frames[free:]
         if error is not None:
             return error
     return None

@@ -127,7 +127,14 @@ class BaseServer:
         self.stream_wrapper = options.get("stream_wrapper")
         self.datagram_wrapper = options.get("datagram_wrapper")
         self.session_hook = options.get("session_hook")
-        if service is None:
+        if service is not None:
+            for option in ("identity", "ignore_missing_devices", "network_listen_only"):
+                if options.get(option):
+                    raise ConfigurationError(
+                        f"{option}={options[option]!r} configures the datastore service built "
+                        f"from context=; with service= give it to that service instead"
+                    )
+        else:
             assert context is not None  # exactly one of the two: checked above
             service = DatastoreService(
                 context,
