@@ -36,7 +36,7 @@ from trio_modbus._layouts import (
     MAX_WRITE_REGISTERS,
 )
 from trio_modbus.datastore.blocks import ValueList
-from trio_modbus.datastore.context import BlockWindow, ModbusDeviceContext, ModbusServerContext
+from trio_modbus.datastore.context import ModbusDeviceContext, ModbusServerContext
 from trio_modbus.pdu.responses import encode_read_bits
 from trio_modbus.service import DatastoreService
 
@@ -232,18 +232,8 @@ class MBAPLane:
         window = device.window(fc)
         if window is None:
             return None
-        if fc == 23 and not (  # its halves, a 0x10 write and a 0x03 read, reach the same list
-            _same(window, device.window(3)) and _same(window, device.window(16))
-        ):
+        # 0x17's halves, a 0x10 write and a 0x03 read, must reach its block: the same store key.
+        if fc == 23 and not device.decode(3) == device.decode(16) == device.decode(23):
             return None
         # fc, values, image, offset, low, high; a concatenation is quicker than (fc, *window).
         return (fc,) + window  # noqa: RUF005
-
-
-def _same(window: BlockWindow, other: BlockWindow | None) -> bool:
-    """Whether two windows reach the same values at the same addresses."""
-    return (
-        other is not None
-        and other.values is window.values
-        and (other.offset, other.low, other.high) == (window.offset, window.low, window.high)
-    )
