@@ -25,7 +25,6 @@ and ``ValueList.set_packed`` for writes), and the request layouts from the layou
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
 from typing import Any
 
 from trio_modbus._layouts import (
@@ -81,35 +80,26 @@ class MBAPLane:
         service: The server's service; the lane works only for a plain ``DatastoreService``
             (see :meth:`for_service`).
         broadcast: Whether unit id 0 is a broadcast on this server (broadcasts are never taken).
-        custom_functions: Function codes the server decodes as custom functions besides the
-            service's own (never taken).
     """
 
-    __slots__ = ("_broadcast", "_custom", "_service")
+    __slots__ = ("_broadcast", "_service")
 
-    def __init__(
-        self,
-        service: DatastoreService,
-        broadcast: bool,
-        custom_functions: Mapping[int, object] | None = None,
-    ) -> None:
+    def __init__(self, service: DatastoreService, broadcast: bool) -> None:
         self._service = service
         self._broadcast = broadcast
-        self._custom = custom_functions if custom_functions is not None else {}
 
     @classmethod
-    def for_service(
-        cls, service: Any, broadcast: bool, custom_functions: Mapping[int, object] | None = None
-    ) -> MBAPLane | None:
+    def for_service(cls, service: object, broadcast: bool) -> MBAPLane | None:
         """The lane for ``service``, or None when it is not a plain ``DatastoreService``.
 
-        A subclass may change how requests are executed, so only the exact class qualifies.
-        ``custom_functions`` are the codes the server decodes as custom functions besides the
-        service's own; the lane leaves them alone.
+        A subclass may change how requests are executed, so only the exact class qualifies;
+        a service whose ``serves_unit`` hook refuses units does not either (the lane knows
+        units only from the context). Custom functions are the service's (the one registry
+        the server decodes with); the lane leaves their codes alone.
         """
-        if type(service) is not DatastoreService:
+        if type(service) is not DatastoreService or service.serves_unit is not None:
             return None
-        return cls(service, broadcast, custom_functions)
+        return cls(service, broadcast)
 
     def run(self, buf: bytes | bytearray, pos: int, out: list[Any], room: int) -> tuple[int, int]:
         """Answer the frames at ``buf[pos:]`` while the lane can, at most ``room`` of them.
@@ -221,7 +211,7 @@ class MBAPLane:
     def _resolve(self, context: ModbusServerContext, key: int) -> _Target | None:
         """What ``key`` (unit id << 8 | function code) addresses, when the lane can serve it."""
         fc = key & 0xFF
-        if fc not in _LANE_FUNCTIONS or fc in self._service.custom_functions or fc in self._custom:
+        if fc not in _LANE_FUNCTIONS or fc in self._service.custom_functions:
             return None
         unit = key >> 8
         if unit == 0 and self._broadcast:

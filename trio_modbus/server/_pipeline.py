@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from trio_modbus._errors import ConfigurationError, ServiceError
 from trio_modbus._framer_type import FramerType
@@ -19,7 +19,7 @@ from trio_modbus.framing import ASCIIFramer, Frame, MBAPFramer, RTUFramer
 from trio_modbus.pdu.codec import DecodeResult, decode_request
 from trio_modbus.pdu.codes import ExceptionCode
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, encode_response
-from trio_modbus.service import DatastoreService, RequestContext, Response, Service, innermost
+from trio_modbus.service import RequestContext, Response, Service, innermost
 
 from ._lane import MBAPLane
 from ._statistics import Counters
@@ -29,6 +29,7 @@ __all__ = ["AnyFramer", "Pipeline", "Session", "register_custom_functions"]
 log = logging.getLogger("trio_modbus.server")
 
 AnyFramer = MBAPFramer | RTUFramer | ASCIIFramer
+T = TypeVar("T")
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE
 
 
@@ -72,7 +73,7 @@ class Session:
         return f"<Session {self.transport} {self.peer!r}>"
 
 
-def traced(hook: Callable[[bool, Any], Any], sending: bool, value: Any) -> Any:
+def traced(hook: Callable[[bool, T], T], sending: bool, value: T) -> T:
     """Call a trace hook; a hook that raises is logged and its input passes unchanged."""
     try:
         return hook(sending, value)
@@ -166,10 +167,7 @@ class Pipeline:
         """The fast lane for a client, when nothing needs to see each request on its way."""
         if type(framer) is not MBAPFramer or self.trace_pdu is not None:
             return None
-        inner = innermost(self.service)
-        if type(inner) is not DatastoreService or inner.serves_unit is not None:
-            return None  # a subclass, or units refused by a hook: the lane knows neither
-        return MBAPLane.for_service(inner, self.broadcast, self.custom_functions)
+        return MBAPLane.for_service(innermost(self.service), self.broadcast)
 
     def _context(self, session: Session, unit: int) -> RequestContext | None:
         """The request context of a unit id not seen before in ``session``; None: ignore it."""
