@@ -3,12 +3,13 @@
 :func:`serve_connection` serves a TCP/TLS connection (or any ``trio.abc.Stream``): it answers
 every complete frame of a read, in order, at most ``max_in_flight`` before sending their
 answers, and sends the answers of a read together. The connection's clocks are in
-``_clock.py``; its :class:`Sender` is chosen once per connection.
+``_clock.py``; how its answers go out (:class:`Output`) is chosen once per connection.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, cast
 
 import trio
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ._lane import MBAPLane
     from ._server import BaseServer
 
-__all__ = ["Sender", "serve_connection"]
+__all__ = ["Output", "serve_connection"]
 
 log = logging.getLogger("trio_modbus.server")
 conn_log = logging.getLogger("trio_modbus.connection")
@@ -33,60 +34,74 @@ wire_log = logging.getLogger("trio_modbus.wire")
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-class Sender:
-    """Sends the answers of a read and counts them once their bytes reached the transport.
+class _LaneDefect(Exception):
+    """The fast lane failed (a defect, logged): the connection closes."""
 
-    Chosen once per connection: a plain TCP socket without a ``trace_packet`` hook sends
-    without a trip through the scheduler when the socket takes the answers at once (it
-    nearly always does); other streams (TLS, wrapped streams, memory streams in tests) go
-    through the ``Stream`` interface.
+
+class Output:
+    """The answers of a read not yet sent, and how they go out; counted once sent.
+
+    At most ``room`` answers wait before they must go. How they go is chosen once per
+    connection: a plain TCP socket without a ``trace_packet`` hook sends without a trip
+    through the scheduler when the socket takes the answers at once (it nearly always does);
+    other streams (TLS, wrapped streams, memory streams in tests) go through the ``Stream``
+    interface.
     """
 
-    __slots__ = ("_conn", "_counters", "_lean", "_stream", "_trace")
+    __slots__ = ("_conn", "_counters", "_lean", "_stream", "_trace", "out", "replies", "room")
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        conn: Connection,
-        server: BaseServer,
-    ) -> None:
+    def __init__(self, stream: trio.abc.Stream, conn: Connection, server: BaseServer) -> None:
         """Pick the way to send on ``stream``."""
+        self.out: list[bytes] = []
+        self.replies = 0
+        self.room = server.max_in_flight
         self._stream = stream
         self._conn = conn
         self._counters = server.counters
         self._trace = server.trace_packet
         self._lean = stream if type(stream) is SocketStream and self._trace is None else None
 
-    async def send(self, out: list[bytes], replies: int) -> None:
-        """Send the frames in ``out`` (``replies`` answers) together."""
+    def send_now(self) -> bytes | None:
+        """Send the pending answers if the socket takes them at once (no coroutine).
+
+        Returns:
+            None when done (sent and counted, or the peer has gone); else the bytes that
+            :meth:`send` must still send (the pending answers are taken either way).
+        """
+        out = self.out
         data = b"".join(out) if len(out) > 1 else out[0]
+        self.out = []
         lean = self._lean
-        if lean is not None:
-            try:
-                sent = lean.send_nowait(data)
-            except OSError:
-                return  # the peer went away: the next receive notices and ends the connection
-            if sent == len(data) and not wire_log.isEnabledFor(logging.DEBUG):
-                self._counters.responses += replies
-                return
-            await self._send_rest(data, sent, replies)
-            return
+        if lean is None:
+            return data
+        try:
+            sent = lean.send_nowait(data)
+        except OSError:
+            self.replies = 0
+            return None  # the peer went away: the next receive notices and ends the connection
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s send %s", self._conn.peer, data.hex(" "))
+        if sent == len(data):
+            self._counters.responses += self.replies
+            self.replies = 0
+            return None
+        return data[sent:] if sent else data
+
+    async def send(self, data: bytes) -> None:
+        """Send what :meth:`send_now` left, waiting for the client to take it."""
+        replies, self.replies = self.replies, 0
         if self._trace is not None:
             data = traced(self._trace, True, data)
-        await self._send_rest(data, 0, replies)
-
-    async def _send_rest(self, data: bytes, sent: int, replies: int) -> None:
-        """Send ``data[sent:]``, waiting for the client to take it."""
         conn = self._conn
-        if wire_log.isEnabledFor(logging.DEBUG):
+        if self._lean is None and wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s send %s", conn.peer, data.hex(" "))
-        if sent < len(data):
+        if data:
             # A client that stops reading gets idle_timeout to take its answers, then is
             # closed (the watchdog arms the deadline of a send that waits, timed from its
             # start): it cannot hold a connection slot forever.
             conn.sending = True
             try:
-                await self._stream.send_all(memoryview(data)[sent:] if sent else data)
+                await self._stream.send_all(data)
             except _BROKEN:
                 return  # the peer went away: the next receive notices and ends the connection
             finally:
@@ -94,27 +109,12 @@ class Sender:
             conn.sent()
         self._counters.responses += replies
 
-
-class _LaneDefect(Exception):
-    """The fast lane failed (a defect, logged): the connection closes."""
-
-
-class _Batch:
-    """The answers of a read not yet sent: at most ``room`` before they must go."""
-
-    __slots__ = ("out", "replies", "room", "sender")
-
-    def __init__(self, sender: Sender, room: int) -> None:
-        self.sender = sender
-        self.room = room
-        self.out: list[bytes] = []
-        self.replies = 0
-
     async def flush(self) -> None:
+        """Send the pending answers (and wait, if the client is slow to take them)."""
         if self.out:
-            out, replies = self.out, self.replies
-            self.out, self.replies = [], 0
-            await self.sender.send(out, replies)
+            rest = self.send_now()
+            if rest is not None:
+                await self.send(rest)
 
 
 def _frame_end(data: bytes | bytearray, pos: int, size: int) -> int:
@@ -130,8 +130,12 @@ async def serve_connection(
     """Serve one stream until EOF, error, idle or frame timeout, shutdown or session close."""
     framer = server.pipeline.new_framer()
     lane = server.pipeline.lane(framer)
-    batch = _Batch(Sender(stream, conn, server), server.max_in_flight)
+    batch = Output(stream, conn, server)
+    room = batch.room
     trace_packet = server.trace_packet
+    connections = server.connections
+    counters = server.counters
+    diag = server.diagnostics
     receive = stream.receive_some
     current_time = trio.current_time
     conn.last_time = current_time()
@@ -147,23 +151,43 @@ async def serve_connection(
             conn.woke(received)
             if not data:
                 break
-            server.connections.touch(conn)
+            connections.touch(conn)
             if trace_packet is not None:
                 data = traced(trace_packet, False, data)
             if wire_log.isEnabledFor(logging.DEBUG):
                 wire_log.debug("%s recv %s", conn.peer, data.hex(" "))
-            try:
-                error = await _answer_read(data, framer, lane, server, session, conn, batch)
-            except _LaneDefect:
-                break
-            await batch.flush()
+            pos = 0
+            if lane is not None and not framer.pending:
+                # The common case without a coroutine: the lane answers the whole read.
+                try:
+                    pos, count = lane.run(data, 0, batch.out, room)
+                except Exception:
+                    log.exception("%s: the fast lane failed; closing", conn.peer)
+                    break  # a defect of the lane must not take the server down
+                if count:
+                    batch.replies = count
+                    counters.requests += count
+                    diag.bus_message_count += count
+                    framer.counters.frames += count
+            error: ModbusProtocolError | None = None
+            if pos < len(data) or batch.replies >= room:
+                try:
+                    error = await _answer_read(
+                        data, pos, framer, lane, server, session, conn, batch
+                    )
+                except _LaneDefect:
+                    break
+            if batch.out:
+                rest = batch.send_now()
+                if rest is not None:
+                    await batch.send(rest)
             if error is not None:
-                server.counters.protocol_errors += 1
+                counters.protocol_errors += 1
                 conn_log.warning("%s: closing, not Modbus: %s", conn.peer, error)
                 break
-            completed = framer.counters.frames
-            conn.track_frame(framer.pending, completed, before, received)
-            if framer.pending:
+            if framer.pending or conn.frame_deadline != math.inf:
+                completed = framer.counters.frames
+                conn.track_frame(framer.pending, completed, before, received)
                 before = completed
     if conn.scope.cancelled_caught and not server.draining:
         _report_timeout(conn, server)
@@ -171,14 +195,15 @@ async def serve_connection(
 
 async def _answer_read(
     data: bytes | bytearray,
+    pos: int,
     framer: AnyFramer,
     lane: MBAPLane | None,
     server: BaseServer,
     session: Session,
     conn: Connection,
-    batch: _Batch,
+    batch: Output,
 ) -> ModbusProtocolError | None:
-    """Answer every complete frame of ``data`` onto ``batch``, sending whenever it is full.
+    """Answer the complete frames of ``data[pos:]`` onto ``batch``, sending whenever it is full.
 
     The lane answers the common requests straight from ``data``; it stops at a frame it does
     not take, which goes through the framer and the pipeline alone.
@@ -190,7 +215,9 @@ async def _answer_read(
     room = batch.room
     if lane is not None and framer.pending:
         data = cast(MBAPFramer, framer).take_pending(data)
-    pos, size = 0, len(data)
+    size = len(data)
+    if batch.replies >= room:
+        await batch.flush()
     while pos < size:
         if lane is not None:
             try:
