@@ -137,7 +137,6 @@ class ModbusBaseServer:
         self._stopped = threading.Event()
         self._stopped.set()
         self._stopped_in_run = trio.Event()
-        self._stop_pending: bool | None = None  # graceful?, of a stop asked for while binding
 
     @property
     def ignore_missing_slaves(self) -> bool:
@@ -155,7 +154,11 @@ class ModbusBaseServer:
         return self._native is not None and self._native.running
 
     def register(self, custom_pdu: type[ModbusPDU]) -> None:
-        """Add a custom function (a ``ModbusPDU`` subclass); takes effect at the next start."""
+        """Add a custom function (a ``ModbusPDU`` subclass).
+
+        It is decoded from the next request on, also while serving (the server decodes with
+        the service's registry); an RTU frame size it declares applies to new connections.
+        """
         self.service.register(custom_pdu)
         self.custom_functions.append(custom_pdu)
 
