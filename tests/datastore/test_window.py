@@ -176,3 +176,11 @@ def test_a_window_is_an_immutable_named_tuple() -> None:
     )
     assert not hasattr(window, "__dict__")
     assert type(window.values) is ValueList
+
+
+def test_no_window_for_0x17_when_its_halves_reach_another_block() -> None:
+    ctx = ModbusDeviceContext(hr=ModbusSequentialDataBlock(0, [1, 2]))
+    assert ctx.window(23) is not None
+    ctx.register(3, "mine", ModbusSequentialDataBlock(0, [9]))  # the read half moves away
+    assert ctx.window(23) is None
+    assert ctx.window(16) is not None  # the write half still reaches "h"

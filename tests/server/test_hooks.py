@@ -329,3 +329,50 @@ async def test_a_datagram_wrapper_sees_and_alters_each_datagram() -> None:
             assert server.statistics.requests == 3
     assert seen == [adu(tid, 1, read_holding(0, 1)) for tid in (1, 2, 3)]
     assert sent == [adu(tid, 1, registers_reply([0])) for tid in (1, 3)]
+
+
+async def test_hooks_that_fail_close_their_client_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_wrapper(stream: trio.abc.Stream, session: Session) -> trio.abc.Stream:
+        raise RuntimeError("wrapper bug")
+
+    @asynccontextmanager
+    async def broken_exit(session: Session) -> AsyncIterator[None]:
+        yield
+        raise RuntimeError("hook bug on leaving")
+
+    with trio.fail_after(TIMEOUT):
+        async with serve_tcp(make_context(1), port=0, stream_wrapper=broken_wrapper) as server:
+            client = await connect(server.address[1])
+            await client.send(adu(1, 1, read_holding(0, 1)))
+            assert await client.expect_closed() == b""
+            await client.aclose()
+            assert server.running
+        async with serve_tcp(make_context(1), port=0, session_hook=broken_exit) as server:
+            for tid in (1, 2):
+                client = await connect(server.address[1])
+                assert await client.request(tid, 1, read_holding(0, 1)) == registers_reply([0])
+                await client.aclose()
+            while caplog.text.count("failed on leaving") < 2:
+                await trio.sleep(0.01)
+            assert server.running
+    assert "the stream wrapper failed" in caplog.text
+
+
+async def test_a_failing_datagram_wrapper_drops_that_datagram_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def wrapper(datagram: Datagram, session: Session) -> Datagram:
+        if datagram.data[1] == 1:
+            raise RuntimeError("wrapper bug")
+        return datagram
+
+    with trio.fail_after(TIMEOUT):
+        async with serve_udp(make_context(1), port=0, datagram_wrapper=wrapper) as server:
+            with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sock:
+                await sock.connect(("127.0.0.1", server.address[1]))
+                await sock.send(adu(1, 1, read_holding(0, 1)))
+                await sock.send(adu(2, 1, read_holding(0, 1)))
+                assert await sock.recv(1024) == adu(2, 1, registers_reply([0]))
+    assert "the datagram wrapper failed" in caplog.text

@@ -426,13 +426,20 @@ class ModbusDeviceContext(ModbusBaseDeviceContext):
             The window, or None when there is no such block, when it is not exactly a
             ``ModbusSequentialDataBlock`` holding a ``ValueList`` (a subclass, a sparse block,
             a plain list assigned to ``values``), when a register block holds a value that
-            does not fit in a register (no image), or for any other function code.
+            does not fit in a register (no image), for 0x17 when 0x03, 0x10 and 0x17 do not
+            all map to the same block, or for any other function code.
         """
         registers = function_code in _REGISTER_FUNCTIONS
         if not registers and function_code not in _BIT_FUNCTIONS:
             return None
         # The map ``decode`` reads, read here directly: the window is this class's behaviour.
-        block = self.store.get(self._fx_mapper.get(function_code, "x"))
+        mapper = self._fx_mapper
+        key = mapper.get(function_code, "x")
+        # 0x17 reaches its block through its halves, a 0x03 read and a 0x10 write: one window
+        # only when all three map to the same store key.
+        if function_code == 23 and not mapper.get(3, "x") == key == mapper.get(16, "x"):
+            return None
+        block = self.store.get(key)
         if type(block) is not ModbusSequentialDataBlock:
             return None
         values = block.values

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
 import trio
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LINGER", "LINGER_QUIET", "enter_session", "linger", "run_stream"]
 
+log = logging.getLogger("trio_modbus.server")
 conn_log = logging.getLogger("trio_modbus.connection")
 
 LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
@@ -45,10 +46,38 @@ async def enter_session(hook: SessionHook | None, session: Session) -> AsyncIter
     try:
         yield True
     except BaseException as exc:
-        if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
+        if not await _exit(manager, session, exc):
             raise
     else:
-        await manager.__aexit__(None, None, None)
+        await _exit(manager, session, None)
+
+
+async def _exit(
+    manager: AbstractAsyncContextManager[object], session: Session, exc: BaseException | None
+) -> bool | None:
+    """Leave a session hook; a hook that fails on the way out is logged, never fatal."""
+    try:
+        if exc is None:
+            return await manager.__aexit__(None, None, None)
+        return await manager.__aexit__(type(exc), exc, exc.__traceback__)
+    except Exception:
+        log.exception("%s: the session hook failed on leaving", session.peer)
+        return False
+
+
+def wrap_stream(
+    server: BaseServer, stream: trio.abc.Stream, session: Session
+) -> trio.abc.Stream | None:
+    """The stream the server's ``stream_wrapper`` gives (None: the wrapper failed, logged)."""
+    wrapper = server.stream_wrapper
+    if wrapper is None:
+        return stream
+    try:
+        wrapped: trio.abc.Stream = wrapper(stream, session)
+    except Exception:
+        log.exception("%s: the stream wrapper failed; closing", session.peer)
+        return None
+    return wrapped
 
 
 async def linger(stream: trio.abc.Stream) -> None:
@@ -88,9 +117,9 @@ async def run_stream(
     server.notify_connect(True)
     try:
         async with enter_session(server.session_hook, session) as accepted:
-            if accepted:
-                if server.stream_wrapper is not None:
-                    stream = server.stream_wrapper(stream, session)
+            wrapped = wrap_stream(server, stream, session) if accepted else None
+            if wrapped is not None:
+                stream = wrapped
                 await serve_connection(stream, conn, server, session)
     finally:
         try:

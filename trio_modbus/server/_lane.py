@@ -222,8 +222,5 @@ class MBAPLane:
         window = device.window(fc)
         if window is None:
             return None
-        # 0x17's halves, a 0x10 write and a 0x03 read, must reach its block: the same store key.
-        if fc == 23 and not device.decode(3) == device.decode(16) == device.decode(23):
-            return None
         # fc, values, image, offset, low, high; a concatenation is quicker than (fc, *window).
         return (fc,) + window  # noqa: RUF005

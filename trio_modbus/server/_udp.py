@@ -117,11 +117,16 @@ class UdpTransport:
                     async def send(reply: bytes) -> None:
                         await sock.sendto(reply, address)
 
-                    datagram = Datagram(data, send)
+                    datagram: Datagram | None = Datagram(data, send)
                     wrapper = server.datagram_wrapper
                     if wrapper is not None:
-                        datagram = wrapper(datagram, session)
-                    await _answer(server, datagram, session)
+                        try:
+                            datagram = wrapper(Datagram(data, send), session)
+                        except Exception:
+                            log.exception("%s: the datagram wrapper failed; dropped", peer)
+                            datagram = None
+                    if datagram is not None:
+                        await _answer(server, datagram, session)
         finally:
             self._busy -= 1
             server.work_ended()
