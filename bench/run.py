@@ -396,15 +396,21 @@ def pty_pair(pin: bool) -> Iterator[tuple[str, str, int]]:
     proc = subprocess.Popen(
         pinned(LOADGEN_CPU, ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], pin),
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
+        # Read the raw pipe: socat often writes both "PTY is" lines at once, and a buffered
+        # readline would take the second into its buffer where select() cannot see it.
+        assert proc.stderr is not None
+        said = b""
+        deadline = time.monotonic() + 10
         names: list[str] = []
         while len(names) < 2:
-            line = read_line(proc.stderr, 10)
-            match = re.search(r"PTY is (\S+)", line)
-            if match:
-                names.append(match.group(1))
+            ready, _, _ = select.select([proc.stderr], [], [], max(0, deadline - time.monotonic()))
+            chunk = os.read(proc.stderr.fileno(), 4096) if ready else b""
+            if not chunk:
+                raise TimeoutError(f"socat did not name its ptys: {said!r}")
+            said += chunk
+            names = [m.decode() for m in re.findall(rb"PTY is (\S+)", said)]
         yield names[0], names[1], proc.pid
     finally:
         proc.terminate()
