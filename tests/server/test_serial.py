@@ -12,6 +12,7 @@ import trio.testing
 import trio_serial
 
 from trio_modbus.server import SerialServer, serve_serial
+from trio_modbus.server._serial import LOCAL_ECHO_WINDOW
 
 from .._pty import SocatPair
 from ._mb import (
@@ -287,3 +288,28 @@ async def test_serial_port_missing_at_start_then_lost_is_opened_and_reopened(
         # Leaving the block closes the port.
         assert await fake_line.client.receive_some(10) == b""  # type: ignore[union-attr]
         assert events == [True, False, True, False]
+
+
+@pytest.mark.parametrize(("delay", "echoed"), [(0.015, True), (0.05, False)])
+async def test_a_late_echo_within_the_window_is_dropped_after_it_is_a_request(
+    fake_line: FakeLine, autojump_clock: object, delay: float, echoed: bool
+) -> None:
+    # A USB adapter may hand over the echo of our reply only after its latency timer (16 ms
+    # by default): within LOCAL_ECHO_WINDOW it is still the echo; after it, the same bytes
+    # are a new request (FC 06 is answered with the request itself).
+    assert LOCAL_ECHO_WINDOW == 0.02
+    context = make_context(1)
+    with trio.fail_after(60):
+        async with serial_server(context, "fake", handle_local_echo=True) as server:
+            await server.port_open.wait()
+            request = rtu(1, write_register(4, 9))
+            await fake_line.write(request)
+            assert await fake_line.read(8) == request
+            await trio.sleep(delay)
+            await fake_line.write(request)  # the echo, or the same request again
+            await fake_line.write(rtu(1, read_holding(4, 1)))
+            if not echoed:
+                assert await fake_line.read(8) == request
+            assert await fake_line.read(7) == rtu(1, registers_reply([9]))
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.statistics.requests == (2 if echoed else 3)

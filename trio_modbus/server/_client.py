@@ -116,11 +116,15 @@ async def run_stream(
     conn_log.info("%s: connected", conn.peer)
     server.notify_connect(True)
     try:
-        async with enter_session(server.session_hook, session) as accepted:
-            wrapped = wrap_stream(server, stream, session) if accepted else None
-            if wrapped is not None:
-                stream = wrapped
+        wrapped = wrap_stream(server, stream, session)
+        if wrapped is not None:
+            stream = wrapped
+            if server.session_hook is None:  # no context manager kept per connection then
                 await serve_connection(stream, conn, server, session)
+            else:
+                async with enter_session(server.session_hook, session) as accepted:
+                    if accepted:
+                        await serve_connection(stream, conn, server, session)
     finally:
         try:
             if server.draining:

@@ -32,6 +32,7 @@ __all__ = ["SerialServer", "SerialTransport", "serve_serial"]
 log = logging.getLogger("trio_modbus.server")
 
 ASCII_CHARACTER_TIMEOUT = 1.0  # seconds; the serial line spec's default inter-character timeout
+LOCAL_ECHO_WINDOW = 0.02  # seconds the echo of a reply may take (handle_local_echo)
 
 _PARITY = {
     "N": Parity.NONE,
@@ -175,10 +176,13 @@ class SerialTransport:
         while session.open:
             data = b""
             if framer.pending or echo:
-                with trio.move_on_after(silence):
+                # A frame in progress ends at the line's silence; our echo may come later: a
+                # USB adapter holds received bytes for its latency timer (16 ms by default).
+                wait = silence if framer.pending else max(silence, LOCAL_ECHO_WINDOW)
+                with trio.move_on_after(wait):
                     data = bytes(await stream.receive_some(4096))
                 if not data:
-                    echo = b""  # an echo comes at once or not at all
+                    echo = b""  # an echo comes at once (within the window) or not at all
                     frames = framer.receive_silence()
                     await self._answer(server, frames, framer, stream, session)
                     continue
