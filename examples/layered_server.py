@@ -23,7 +23,7 @@ from trio_modbus import (
     ServiceError,
     serve_tcp,
 )
-from trio_modbus.pdu import DecodeResult, ExceptionCode, FunctionCode, Undecodable
+from trio_modbus.pdu import WRITE_FUNCTIONS, DecodeResult, ExceptionCode, Undecodable
 from trio_modbus.server import Session
 from trio_modbus.service import (
     DatastoreService,
@@ -35,18 +35,6 @@ from trio_modbus.service import (
 )
 
 log = logging.getLogger("layered_server")
-
-WRITES = frozenset(
-    {
-        FunctionCode.WRITE_SINGLE_COIL,
-        FunctionCode.WRITE_SINGLE_REGISTER,
-        FunctionCode.WRITE_MULTIPLE_COILS,
-        FunctionCode.WRITE_MULTIPLE_REGISTERS,
-        FunctionCode.WRITE_FILE_RECORD,
-        FunctionCode.MASK_WRITE_REGISTER,
-        FunctionCode.READ_WRITE_MULTIPLE_REGISTERS,
-    }
-)
 
 
 class ReadOnlyUnit(ServiceLayer):
@@ -60,7 +48,7 @@ class ReadOnlyUnit(ServiceLayer):
         if (
             ctx.unit_id == self.unit_id
             and not isinstance(request, Undecodable)
-            and request.function_code in WRITES
+            and request.function_code in WRITE_FUNCTIONS
         ):
             raise ServiceError(ExceptionCode.ILLEGAL_FUNCTION, "unit 1 is read-only")
         return await self.inner(request, ctx)

@@ -11,10 +11,10 @@ import trio
 import trio_modbus.service._layers
 from trio_modbus import ConfigurationError, ServiceError
 from trio_modbus.pdu import (
+    WRITE_FUNCTIONS,
     DecodeResult,
     ExceptionCode,
     ExceptionResponse,
-    FunctionCode,
     ModbusPDU,
     ReadRegistersRequest,
     Undecodable,
@@ -34,18 +34,6 @@ from trio_modbus.service import (
 
 from ._helpers import block, device, h, service
 
-WRITES = frozenset(
-    {
-        FunctionCode.WRITE_SINGLE_COIL,
-        FunctionCode.WRITE_SINGLE_REGISTER,
-        FunctionCode.WRITE_MULTIPLE_COILS,
-        FunctionCode.WRITE_MULTIPLE_REGISTERS,
-        FunctionCode.WRITE_FILE_RECORD,
-        FunctionCode.MASK_WRITE_REGISTER,
-        FunctionCode.READ_WRITE_MULTIPLE_REGISTERS,
-    }
-)
-
 
 class ReadOnly(ServiceLayer):
     """Refuses writes to one unit with 01."""
@@ -58,7 +46,7 @@ class ReadOnly(ServiceLayer):
         if (
             ctx.unit_id == self.unit_id
             and not isinstance(request, Undecodable)
-            and request.function_code in WRITES
+            and request.function_code in WRITE_FUNCTIONS
         ):
             raise ServiceError(ExceptionCode.ILLEGAL_FUNCTION)
         return await self.inner(request, ctx)

@@ -9,7 +9,7 @@ from typing import assert_type
 import trio
 
 from trio_modbus import ModbusServerContext, ServiceError
-from trio_modbus.pdu import DecodeResult, ExceptionCode
+from trio_modbus.pdu import WRITE_FUNCTIONS, DecodeResult, ExceptionCode
 from trio_modbus.server import (
     SerialServer,
     ServerStatistics,
@@ -76,7 +76,7 @@ class ReadOnly:
         self.inner = inner
 
     async def __call__(self, request: DecodeResult, ctx: RequestContext) -> Response | None:
-        if request.function_code in (5, 6, 15, 16, 22, 23):
+        if request.function_code in WRITE_FUNCTIONS:
             raise ServiceError(ExceptionCode.ILLEGAL_FUNCTION)
         return await self.inner(request, ctx)
 

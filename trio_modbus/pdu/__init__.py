@@ -8,6 +8,7 @@ request value or an :class:`Undecodable` carrying the exception the specificatio
 from trio_modbus.pdu.bits import pack_bits, unpack_bits
 from trio_modbus.pdu.codec import MAX_PDU_SIZE, DecodeResult, decode_request
 from trio_modbus.pdu.codes import (
+    WRITE_FUNCTIONS,
     DiagnosticSubFunction,
     ExceptionCode,
     FunctionCode,
@@ -42,6 +43,7 @@ ExcCodes = ExceptionCode  # pymodbus 3.x's name for the exception-code enum
 
 __all__ = [
     "MAX_PDU_SIZE",
+    "WRITE_FUNCTIONS",
     "CustomRequest",
     "DecodeResult",
     "DiagnosticRequest",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "WRITE_FUNCTIONS",
     "DiagnosticSubFunction",
     "ExceptionCode",
     "FunctionCode",
@@ -38,6 +39,20 @@ class FunctionCode(enum.IntEnum):
     READ_WRITE_MULTIPLE_REGISTERS = 0x17
     READ_FIFO_QUEUE = 0x18
     ENCAPSULATED_INTERFACE_TRANSPORT = 0x2B
+
+
+WRITE_FUNCTIONS = frozenset(
+    {
+        FunctionCode.WRITE_SINGLE_COIL,
+        FunctionCode.WRITE_SINGLE_REGISTER,
+        FunctionCode.WRITE_MULTIPLE_COILS,
+        FunctionCode.WRITE_MULTIPLE_REGISTERS,
+        FunctionCode.WRITE_FILE_RECORD,
+        FunctionCode.MASK_WRITE_REGISTER,
+        FunctionCode.READ_WRITE_MULTIPLE_REGISTERS,
+    }
+)
+"""The public function codes that change data (0x17 reads too)."""
 
 
 class ExceptionCode(enum.IntEnum):

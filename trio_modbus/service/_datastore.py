@@ -19,7 +19,12 @@ from typing import Any, Protocol
 from trio_modbus._errors import ServiceError
 from trio_modbus.datastore import DiagnosticState, ModbusDeviceIdentification
 from trio_modbus.pdu.codec import DecodeResult, decode_request
-from trio_modbus.pdu.codes import DiagnosticSubFunction, ExceptionCode, FunctionCode
+from trio_modbus.pdu.codes import (
+    WRITE_FUNCTIONS,
+    DiagnosticSubFunction,
+    ExceptionCode,
+    FunctionCode,
+)
 from trio_modbus.pdu.pdu import ExceptionResponse, ModbusPDU, Undecodable, encode_response
 from trio_modbus.pdu.requests import CustomRequest, DiagnosticRequest, Request
 
@@ -30,16 +35,7 @@ from ._diagnostics import diagnostic_handlers
 log = logging.getLogger("trio_modbus.server")
 
 # Function codes a broadcast may carry: writes only (Serial Line spec 2.1).
-BROADCAST_FUNCTIONS = frozenset(
-    {
-        FunctionCode.WRITE_SINGLE_COIL,
-        FunctionCode.WRITE_SINGLE_REGISTER,
-        FunctionCode.WRITE_MULTIPLE_COILS,
-        FunctionCode.WRITE_MULTIPLE_REGISTERS,
-        FunctionCode.WRITE_FILE_RECORD,
-        FunctionCode.MASK_WRITE_REGISTER,
-    }
-)
+BROADCAST_FUNCTIONS = WRITE_FUNCTIONS - {FunctionCode.READ_WRITE_MULTIPLE_REGISTERS}
 
 _ILLEGAL_FUNCTION = ExceptionCode.ILLEGAL_FUNCTION
 _DEVICE_FAILURE = ExceptionCode.SERVER_DEVICE_FAILURE

@@ -26,12 +26,8 @@ exception 01 ILLEGAL FUNCTION; everything else goes to the datastore service.
     >>> from trio_modbus import ServiceError
     >>> from trio_modbus.datastore import (
     ...     ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext)
-    >>> from trio_modbus.pdu import ExceptionCode, FunctionCode, Undecodable, decode_request
+    >>> from trio_modbus.pdu import WRITE_FUNCTIONS, ExceptionCode, Undecodable, decode_request
     >>> from trio_modbus.service import DatastoreService, RequestContext, ServiceLayer
-    >>> WRITES = {FunctionCode.WRITE_SINGLE_COIL, FunctionCode.WRITE_SINGLE_REGISTER,
-    ...           FunctionCode.WRITE_MULTIPLE_COILS, FunctionCode.WRITE_MULTIPLE_REGISTERS,
-    ...           FunctionCode.WRITE_FILE_RECORD, FunctionCode.MASK_WRITE_REGISTER,
-    ...           FunctionCode.READ_WRITE_MULTIPLE_REGISTERS}
     >>> class ReadOnlyUnit(ServiceLayer):
     ...     def __init__(self, inner, unit_id):
     ...         super().__init__(inner)
@@ -39,7 +35,7 @@ exception 01 ILLEGAL FUNCTION; everything else goes to the datastore service.
     ...
     ...     async def __call__(self, request, ctx):
     ...         if (ctx.unit_id == self.unit_id and not isinstance(request, Undecodable)
-    ...                 and request.function_code in WRITES):
+    ...                 and request.function_code in WRITE_FUNCTIONS):
     ...             raise ServiceError(ExceptionCode.ILLEGAL_FUNCTION, "unit is read-only")
     ...         return await self.inner(request, ctx)
     >>> device = ModbusDeviceContext(hr=ModbusSequentialDataBlock(0, [0x0102] * 10))
