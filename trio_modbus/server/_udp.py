@@ -110,26 +110,34 @@ class UdpTransport:
     ) -> None:
         try:
             session = Session(self.name, peer, (data, sock))
-            async with enter_session(server.session_hook, session) as accepted:
-                if accepted:
-                    address = cast(tuple[str, int], peer)
-
-                    async def send(reply: bytes) -> None:
-                        await sock.sendto(reply, address)
-
-                    datagram: Datagram | None = Datagram(data, send)
-                    wrapper = server.datagram_wrapper
-                    if wrapper is not None:
-                        try:
-                            datagram = wrapper(Datagram(data, send), session)
-                        except Exception:
-                            log.exception("%s: the datagram wrapper failed; dropped", peer)
-                            datagram = None
-                    if datagram is not None:
-                        await _answer(server, datagram, session)
+            if server.session_hook is None:  # no context manager per datagram then
+                await _receive(server, sock, data, session)
+            else:
+                async with enter_session(server.session_hook, session) as accepted:
+                    if accepted:
+                        await _receive(server, sock, data, session)
         finally:
             self._busy -= 1
             server.work_ended()
+
+
+async def _receive(
+    server: BaseServer, sock: trio.socket.SocketType, data: bytes, session: Session
+) -> None:
+    """Answer a datagram through the server's ``datagram_wrapper``, if it has one."""
+    address = cast(tuple[str, int], session.peer)
+
+    async def send(reply: bytes) -> None:
+        await sock.sendto(reply, address)
+
+    datagram = Datagram(data, send)
+    if server.datagram_wrapper is not None:
+        try:
+            datagram = server.datagram_wrapper(datagram, session)
+        except Exception:
+            log.exception("%s: the datagram wrapper failed; dropped", session.peer)
+            return
+    await _answer(server, datagram, session)
 
 
 async def _answer(server: BaseServer, datagram: Datagram, session: Session) -> None:
