@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import os
 import ssl
@@ -31,7 +33,15 @@ def load(name: str) -> ModuleType:
 
 
 def test_every_example_has_a_test() -> None:
-    tested = {"tcp_server", "udp_server", "tls_server", "serial_server", "layered_server"}
+    tested = {
+        "tcp_server",
+        "udp_server",
+        "tls_server",
+        "serial_server",
+        "layered_server",
+        "computed_service",
+        "asyncio_host",
+    }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
 
@@ -99,3 +109,45 @@ async def test_layered_example(nursery: trio.Nursery, caplog: pytest.LogCaptureF
             await trio.sleep(0.01)
     assert [type(x.error).__name__ for x in recorder.records] == ["NoneType", "ServiceError"]
     assert "connected" in caplog.text
+
+
+async def test_computed_service_example(nursery: trio.Nursery, autojump_clock: object) -> None:
+    server = await nursery.start(load("computed_service").run, 0)
+    uptime = struct.pack(">HHHBBHH", 9, 0, 6, 1, 3, 0, 2)  # tid 9: registers 0..1
+    await trio.sleep(70_000)  # virtual time: the uptime passes 65535 s, into the high word
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.address[1])
+        await stream.send_all(uptime)
+        reply = await stream.receive_some(100)
+        await stream.send_all(READ_HR_0_3)  # three registers: the datastore answers
+        assert await stream.receive_some(100) == struct.pack(
+            ">HHHBBB3H", 7, 0, 9, 1, 3, 6, 0, 0, 0
+        )
+        await stream.aclose()
+    header, seconds = reply[:9], struct.unpack(">I", reply[9:])[0]
+    assert header == struct.pack(">HHHBBB", 9, 0, 7, 1, 3, 4)
+    assert 70_000 <= seconds < 70_010
+
+
+def test_asyncio_host_example() -> None:
+    from trio_modbus.server import running_servers
+
+    main = load("asyncio_host").main
+
+    async def drive() -> None:
+        task = asyncio.create_task(main(0))
+        while not running_servers():
+            await asyncio.sleep(0.01)
+        port = running_servers()[0].address[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(READ_HR_0_3)
+        await writer.drain()
+        assert await reader.readexactly(len(REPLY_0_1_2)) == REPLY_0_1_2
+        writer.close()
+        await writer.wait_closed()
+        task.cancel()  # stops the server: its sockets are closed before the task ends
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not running_servers()
+
+    asyncio.run(asyncio.wait_for(drive(), 10))
