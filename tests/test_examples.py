@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import signal
 import ssl
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -41,6 +44,8 @@ def test_every_example_has_a_test() -> None:
         "layered_server",
         "computed_service",
         "asyncio_host",
+        "graceful_shutdown",
+        "pytest_fixture",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
@@ -151,3 +156,38 @@ def test_asyncio_host_example() -> None:
         assert not running_servers()
 
     asyncio.run(asyncio.wait_for(drive(), 10))
+
+
+async def test_graceful_shutdown_example(nursery: trio.Nursery) -> None:
+    server = await nursery.start(load("graceful_shutdown").run, 0)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.address[1])
+        await stream.send_all(READ_HR_0_3)
+        assert await stream.receive_some(100) == REPLY_0_1_2
+        os.kill(os.getpid(), signal.SIGTERM)  # the example's signal receiver takes it
+        assert await stream.receive_some(100) == b""  # the idle connection is closed
+        await stream.aclose()
+        while server.running:
+            await trio.sleep(0.01)
+
+
+@pytest.mark.slow  # pytest in a process of its own
+def test_pytest_fixture_example() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "pytest_fixture.py"),
+        ],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
