@@ -199,7 +199,16 @@ def check_names(options: Mapping[str, object], declared: type, owner: str) -> No
         TypeError: Named as Python names an unexpected keyword argument.
     """
     allowed: frozenset[str] = declared.__optional_keys__ | declared.__required_keys__  # type: ignore[attr-defined]
-    unknown = sorted(set(options) - allowed)
+    refuse_unknown(owner, options, allowed)
+
+
+def refuse_unknown(owner: str, given: Iterable[str], allowed: frozenset[str]) -> None:
+    """Refuse the keywords in ``given`` that are not in ``allowed``, naming them.
+
+    Raises:
+        TypeError: Named as Python names an unexpected keyword argument.
+    """
+    unknown = sorted(set(given) - allowed)
     if unknown:
         raise TypeError(
             f"{owner}() got an unexpected keyword argument {unknown[0]!r}"

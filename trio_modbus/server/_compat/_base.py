@@ -24,8 +24,7 @@ from trio_modbus.datastore import (
 )
 from trio_modbus.pdu.pdu import ModbusPDU
 from trio_modbus.server._groups import unwrap_errors
-from trio_modbus.server._options import ServerOptions
-from trio_modbus.server._pipeline import Session
+from trio_modbus.server._options import ServerOptions, refuse_unknown
 from trio_modbus.server._server import BaseServer
 from trio_modbus.server._tcp import TcpServer
 from trio_modbus.server._tls import TlsServer
@@ -42,7 +41,6 @@ from ._handlers import (
 from ._hosting import run_in_trio
 from ._options import (
     COMMON_OPTIONS,
-    check_keywords,
     compat_framer,
 )
 from ._registry import Stopping, in_worker_thread, register, unregister
@@ -89,7 +87,7 @@ class ModbusBaseServer:
         **kwargs: Any,
     ) -> None:
         """Check and store the pymodbus options; the server starts in ``serve_forever``."""
-        check_keywords(type(self).__name__, kwargs, COMMON_OPTIONS | self._transport_options)
+        refuse_unknown(type(self).__name__, kwargs, COMMON_OPTIONS | self._transport_options)
         if kwargs.pop("loop", None) is not None:
             raise ValueError(
                 "loop= must be None: trio_modbus runs on Trio (or as a Trio guest on the "
@@ -277,7 +275,7 @@ class ModbusBaseServer:
             "trace_pdu": self.trace_pdu,
             "trace_connect": self.trace_connect,
             "broadcast": self.broadcast_enable,
-            "session_hook": handler_session(self, _client_of),
+            "session_hook": handler_session(self),
         }
 
     def in_own_thread(self) -> bool:
@@ -318,8 +316,3 @@ class ModbusBaseServer:
             nursery.start_soon(native.shutdown)
         else:
             native.close()  # while it binds, too: it stops as soon as it serves
-
-
-def _client_of(session: Session) -> Any:
-    """The client address a handler is given: the peer's address, or the serial port."""
-    return session.peer

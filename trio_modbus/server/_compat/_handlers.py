@@ -174,18 +174,17 @@ def per_request(handler: type[ModbusBaseRequestHandler]) -> bool:
 
 
 def handler_session(
-    server: ModbusBaseServer, client_of: Callable[[Session], Any]
+    server: ModbusBaseServer,
 ) -> Callable[[Session], AbstractAsyncContextManager[object]]:
     """The native ``session_hook`` that runs ``server``'s handler class around each client.
 
     Args:
         server: The compat server (its ``process_request`` and ``handler``).
-        client_of: The client address a handler is given for a session.
     """
 
     @asynccontextmanager
     async def session(native: Session) -> AsyncIterator[ModbusBaseRequestHandler]:
-        client = client_of(native)
+        client = native.peer  # the client's address, or the serial port's name
         server.process_request(native.channel, client)  # raising refuses the client
         handler = server.handler(native.channel, client, server)
         handler._session = native

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from trio_modbus._framer_type import FramerType
@@ -13,7 +12,6 @@ __all__ = [
     "DEFAULT_COMPAT_BACKLOG",
     "SERIAL_OPTIONS",
     "TCP_OPTIONS",
-    "check_keywords",
     "compat_framer",
     "host_port",
     "socket_url",
@@ -64,20 +62,6 @@ SERIAL_OPTIONS = frozenset(
         "defer_start",
     }
 )
-
-
-def check_keywords(owner: str, given: Iterable[str], allowed: frozenset[str]) -> None:
-    """Refuse unknown keywords, naming them as Python does.
-
-    Raises:
-        TypeError: Some keyword is not in ``allowed``.
-    """
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise TypeError(
-            f"{owner}() got an unexpected keyword argument {unknown[0]!r}"
-            + (f" (and {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1 else "")
-        )
 
 
 def compat_framer(framer: Any, default: FramerType) -> FramerType:
