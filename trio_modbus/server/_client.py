@@ -6,9 +6,9 @@ The session hook, the stream wrapper, lingering while the server stops, closing 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, ParamSpec
 
 import trio
 
@@ -20,31 +20,41 @@ if TYPE_CHECKING:
     from ._options import SessionHook
     from ._server import BaseServer
 
-__all__ = ["LINGER", "LINGER_QUIET", "enter_session", "linger", "run_stream"]
+__all__ = ["LINGER", "LINGER_QUIET", "in_session", "linger", "run_stream"]
 
 log = logging.getLogger("trio_modbus.server")
 conn_log = logging.getLogger("trio_modbus.connection")
 
 LINGER = 2.0  # seconds a stopping connection waits, half-closed, for its client to close
 LINGER_QUIET = 0.1  # ... or for its client to stop sending
+P = ParamSpec("P")
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-@asynccontextmanager
-async def enter_session(hook: SessionHook | None, session: Session) -> AsyncIterator[bool]:
-    """Run ``hook(session)`` around a client's session; yields False if it refused the client."""
+async def in_session(
+    hook: SessionHook | None,
+    session: Session,
+    serve: Callable[P, Awaitable[None]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> None:
+    """Run ``serve(*args, **kwargs)`` inside ``hook(session)``, unless the hook refuses.
+
+    Without a hook, ``serve`` runs straight away (no context manager is kept per client).
+    A hook that raises on entry refuses the client (logged); one that fails on the way out
+    is logged, never fatal.
+    """
     if hook is None:
-        yield True
+        await serve(*args, **kwargs)
         return
     manager = hook(session)
     try:
         await manager.__aenter__()
     except Exception as exc:
         conn_log.info("%s: refused by the session hook: %s", session.peer, exc)
-        yield False
         return
     try:
-        yield True
+        await serve(*args, **kwargs)
     except BaseException as exc:
         if not await _exit(manager, session, exc):
             raise
@@ -119,12 +129,9 @@ async def run_stream(
         wrapped = wrap_stream(server, stream, session)
         if wrapped is not None:
             stream = wrapped
-            if server.session_hook is None:  # no context manager kept per connection then
-                await serve_connection(stream, conn, server, session)
-            else:
-                async with enter_session(server.session_hook, session) as accepted:
-                    if accepted:
-                        await serve_connection(stream, conn, server, session)
+            await in_session(
+                server.session_hook, session, serve_connection, stream, conn, server, session
+            )
     finally:
         try:
             if server.draining:

@@ -15,7 +15,7 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 
-from ._client import enter_session
+from ._client import in_session
 from ._options import (
     DEFAULT_BAUDRATE,
     DEFAULT_REOPEN_DELAY,
@@ -145,9 +145,9 @@ class SerialTransport:
             server.notify_connect(True)
             try:
                 session = Session(self.name, self.port, stream, serial_line=True)
-                async with enter_session(server.session_hook, session) as accepted:
-                    if accepted:
-                        await self._serve_port(server, stream, session)
+                await in_session(
+                    server.session_hook, session, self._serve_port, server, stream, session
+                )
             except (_PortVanished, *_PORT_GONE) as exc:
                 log.warning("serial port %s lost: %s", self.port, exc or "end of file")
             finally:

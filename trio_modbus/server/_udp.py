@@ -13,7 +13,7 @@ from trio_modbus._errors import ModbusProtocolError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 
-from ._client import enter_session
+from ._client import in_session
 from ._options import (
     DEFAULT_HOST,
     DEFAULT_MAX_DATAGRAMS,
@@ -110,12 +110,7 @@ class UdpTransport:
     ) -> None:
         try:
             session = Session(self.name, peer, (data, sock))
-            if server.session_hook is None:  # no context manager per datagram then
-                await _receive(server, sock, data, session)
-            else:
-                async with enter_session(server.session_hook, session) as accepted:
-                    if accepted:
-                        await _receive(server, sock, data, session)
+            await in_session(server.session_hook, session, _receive, server, sock, data, session)
         finally:
             self._busy -= 1
             server.work_ended()
