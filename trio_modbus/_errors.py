@@ -36,7 +36,7 @@ class ServiceError(ModbusError):
     """Raised by a service (or a layer) to answer the request with a Modbus exception.
 
     The server answers with ``code`` for the request's function code, as if the service had
-    returned that :class:`~trio_modbus.pdu.ExceptionResponse`; nothing is logged (it is an
+    returned that :class:`~trio_modbus.pdu.pdu.ExceptionResponse`; nothing is logged (it is an
     answer, not a failure). A broadcast is never answered, whatever is raised.
 
     Args:

@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; None reads ``sys.argv``.
 
     Returns:
-        The exit status: 0 after a clean stop (SIGTERM, Ctrl-C), 1 when the transport fails,
+        The exit status. 0 after a clean stop (SIGTERM, Ctrl-C), 1 when the transport fails,
         2 for an unusable configuration.
     """
     args = _parser().parse_args(argv)

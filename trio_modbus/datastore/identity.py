@@ -125,7 +125,7 @@ class ModbusDeviceIdentification:
 
     @property
     def VendorName(self) -> str | bytes:
-        """Object 0x00, VendorName: the value as set (``""`` when not set)."""
+        """Object 0x00, VendorName, as set (``""`` when not set)."""
         return self._objects.get(0x00, _UNSET)
 
     @VendorName.setter
@@ -134,7 +134,7 @@ class ModbusDeviceIdentification:
 
     @property
     def ProductCode(self) -> str | bytes:
-        """Object 0x01, ProductCode: the value as set (``""`` when not set)."""
+        """Object 0x01, ProductCode, as set (``""`` when not set)."""
         return self._objects.get(0x01, _UNSET)
 
     @ProductCode.setter
@@ -143,7 +143,7 @@ class ModbusDeviceIdentification:
 
     @property
     def MajorMinorRevision(self) -> str | bytes:
-        """Object 0x02, MajorMinorRevision: the value as set (``""`` when not set)."""
+        """Object 0x02, MajorMinorRevision, as set (``""`` when not set)."""
         return self._objects.get(0x02, _UNSET)
 
     @MajorMinorRevision.setter
@@ -152,7 +152,7 @@ class ModbusDeviceIdentification:
 
     @property
     def VendorUrl(self) -> str | bytes:
-        """Object 0x03, VendorUrl: the value as set (``""`` when not set)."""
+        """Object 0x03, VendorUrl, as set (``""`` when not set)."""
         return self._objects.get(0x03, _UNSET)
 
     @VendorUrl.setter
@@ -161,7 +161,7 @@ class ModbusDeviceIdentification:
 
     @property
     def ProductName(self) -> str | bytes:
-        """Object 0x04, ProductName: the value as set (``""`` when not set)."""
+        """Object 0x04, ProductName, as set (``""`` when not set)."""
         return self._objects.get(0x04, _UNSET)
 
     @ProductName.setter
@@ -170,7 +170,7 @@ class ModbusDeviceIdentification:
 
     @property
     def ModelName(self) -> str | bytes:
-        """Object 0x05, ModelName: the value as set (``""`` when not set)."""
+        """Object 0x05, ModelName, as set (``""`` when not set)."""
         return self._objects.get(0x05, _UNSET)
 
     @ModelName.setter
@@ -179,7 +179,7 @@ class ModbusDeviceIdentification:
 
     @property
     def UserApplicationName(self) -> str | bytes:
-        """Object 0x06, UserApplicationName: the value as set (``""`` when not set)."""
+        """Object 0x06, UserApplicationName, as set (``""`` when not set)."""
         return self._objects.get(0x06, _UNSET)
 
     @UserApplicationName.setter
@@ -321,7 +321,7 @@ class ModbusDeviceIdentification:
 
     @property
     def conformity_level(self) -> int:
-        """The conformity level byte: 0x81, 0x82 or 0x83 (individual access supported).
+        """The conformity level byte, 0x81, 0x82 or 0x83 (individual access supported).
 
         0x83 when a private object is set (not empty), 0x82 when a regular one is, 0x81
         otherwise.

@@ -1,8 +1,9 @@
 """Sans-IO framers: MBAP (TCP, TLS, UDP), RTU and ASCII; feed bytes in, take frames out.
 
 Pure: no trio, no clock, no logging, no I/O. Time reaches the serial framers as an input
-(``receive_silence()``); bad input comes out as counters, or for MBAP as :class:`FramingError`
-(a :class:`~trio_modbus._errors.ModbusProtocolError`) on which the connection is closed.
+(``receive_silence()``); bad input comes out as counters, or for MBAP as
+:class:`~trio_modbus.framing.base.FramingError` (a :class:`~trio_modbus.ModbusProtocolError`) on
+which the connection is closed.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ class ASCIIFramer:
     """Sans-IO ASCII framer: feed received characters, take complete frames out.
 
     A frame starts at ``:`` and ends at CR followed by the delimiter. Hex digits may be upper or
-    lower case. What is dropped, and how it is counted in :attr:`counters`:
+    lower case. What is dropped, and how it is counted in
+    :attr:`~trio_modbus.framing.base.Framer.counters`:
 
     * characters outside a frame (before a ``:``): ``dropped_bytes``;
     * a frame with a non-hex character, an odd number of digits, fewer than 6 digits (address,

@@ -96,6 +96,7 @@ class Framer(Protocol):
     """What every framer offers (MBAP, RTU and ASCII): feed bytes in, take frames out."""
 
     counters: FramerCounters
+    """What the framer dropped or found wrong, and how often."""
 
     @property
     def pending(self) -> int:

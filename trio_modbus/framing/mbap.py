@@ -35,11 +35,11 @@ class MBAPFramer:
     The specification's length field is 2..254 (a PDU of at most 253 bytes). Lengths up to 261
     are taken too: such a frame is unambiguously delimited, and its PDU, a request a few bytes
     past a limit, is answered by the codec with exception 03. A protocol id other than 0 or a
-    length outside 2..261 means the stream is not Modbus: ``feed``
-    raises :class:`FramingError` (a :class:`~trio_modbus._errors.ModbusProtocolError`) as soon as
-    the bad field has arrived, and the caller closes the connection. Frames that were complete
-    before the bad header in the same call are attached to the exception as ``.frames``; the
-    caller may answer them before closing. The framer then stays failed: every later ``feed``
+    length outside 2..261 means the stream is not Modbus: ``feed`` raises
+    :class:`~trio_modbus.framing.base.FramingError` (a :class:`~trio_modbus.ModbusProtocolError`)
+    as soon as the bad field has arrived, and the caller closes the connection. Frames that were
+    complete before the bad header in the same call are attached to the exception as ``.frames``;
+    the caller may answer them before closing. The framer then stays failed: every later ``feed``
     raises again (with no frames) until :meth:`reset`.
 
     Example:

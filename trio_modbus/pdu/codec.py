@@ -1,12 +1,12 @@
 """Request decoding with the specification's validation order.
 
 ``decode_request`` turns a request PDU (function code + data) into a request value or an
-:class:`Undecodable` (the PDU and the exception code that answers it); it never raises for any
-input. The checks run in the order of the specification's state diagrams: function (and
-sub-function) supported, else 01 ILLEGAL FUNCTION; then the request's structure (PDU length,
-quantities, byte counts, fixed values), else 03 ILLEGAL DATA VALUE; then checks on addresses
-that need no datastore (file record references), else 02 ILLEGAL DATA ADDRESS. Address ranges
-against the datastore (02) and execution (04) are the service's business.
+:class:`~trio_modbus.pdu.pdu.Undecodable` (the PDU and the exception code that answers it); it
+never raises for any input. The checks run in the order of the specification's state diagrams:
+function (and sub-function) supported, else 01 ILLEGAL FUNCTION; then the request's structure
+(PDU length, quantities, byte counts, fixed values), else 03 ILLEGAL DATA VALUE; then checks on
+addresses that need no datastore (file record references), else 02 ILLEGAL DATA ADDRESS.
+Address ranges against the datastore (02) and execution (04) are the service's business.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ _FILE_HEADER = _LAYOUTS[FunctionCode.READ_FILE_RECORD].request.size  # 14 15
 _READ_WRITE_HEADER = _LAYOUTS[FunctionCode.READ_WRITE_MULTIPLE_REGISTERS].request.size
 
 DecodeResult = Request | Undecodable
-"""What :func:`decode_request` returns: a request value, or an :class:`Undecodable`."""
+"""What :func:`decode_request` returns: a request or a :class:`~.pdu.Undecodable`."""
 
 _ADDR_QTY = struct.Struct(">HH")
 _ADDR_QTY_BC = struct.Struct(">HHB")
@@ -335,9 +335,9 @@ def decode_request(
             standard decoders, so a standard function code can be replaced.
 
     Returns:
-        The request value, or an :class:`Undecodable` carrying the PDU and the exception
-        code that answers it (01 unsupported function or sub-function, 03 bad structure or
-        quantity, 02 bad file reference); its ``response()`` is the exception response to
+        The request value, or an :class:`~trio_modbus.pdu.pdu.Undecodable` carrying the PDU and the
+        exception code that answers it (01 unsupported function or sub-function, 03 bad structure
+        or quantity, 02 bad file reference); its ``response()`` is the exception response to
         send. An empty PDU yields exception 01 for function code 0.
     """
     if not pdu:

@@ -8,7 +8,7 @@ user-defined functions. Cross-cutting behaviour is a *layer*, a service wrapping
 (:class:`ServiceLayer`; :class:`RecordingService` records every exchange).
 
 Responses are PDU ``bytes`` (function code first) for normal replies and
-:class:`~trio_modbus.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
+:class:`~trio_modbus.pdu.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
 (listen-only mode, broadcast, ignored missing unit, or a custom function that chose silence).
 """
 

@@ -42,10 +42,10 @@ class Service(Protocol):
     """The application's extension point: answer one request.
 
     The server calls the service for every frame addressed to it: with the decoded request,
-    or with an :class:`~trio_modbus.pdu.Undecodable` when the PDU could not be decoded (so
+    or with an :class:`~trio_modbus.pdu.pdu.Undecodable` when the PDU could not be decoded (so
     that counters, listen-only mode and broadcast rules stay right; its ``response()`` is the
     plain answer). The service returns the reply (:data:`Response`), or None for no reply. To
-    answer with a Modbus exception it returns an :class:`~trio_modbus.pdu.ExceptionResponse`
+    answer with a Modbus exception it returns an :class:`~trio_modbus.pdu.pdu.ExceptionResponse`
     or raises :class:`~trio_modbus.ServiceError`; any other exception is a failure, answered
     with 04 SERVER DEVICE FAILURE and logged. Cross-cutting behaviour is a layer, a service
     wrapping another (:class:`~trio_modbus.service.ServiceLayer`).

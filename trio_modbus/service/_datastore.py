@@ -5,7 +5,7 @@ function code (the handlers of ``_data`` and ``_diagnostics``), keeps the server
 counters and event log, answers device identification, and runs user-defined functions.
 
 Responses are PDU ``bytes`` (function code first) for normal replies and
-:class:`~trio_modbus.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
+:class:`~trio_modbus.pdu.pdu.ExceptionResponse` for exception replies; ``None`` means no reply
 (listen-only mode, broadcast, ignored missing unit, or a custom function that chose silence).
 """
 

@@ -7,9 +7,9 @@ sees each request first, and the server knows nothing about any of them: it call
 outermost like any other service.
 
 A layer subclasses :class:`ServiceLayer` and overrides ``__call__``. It receives every frame
-addressed to the server, an :class:`~trio_modbus.pdu.Undecodable` included (pass those on,
+addressed to the server, an :class:`~trio_modbus.pdu.pdu.Undecodable` included (pass those on,
 so that the datastore service keeps its counters right). It answers with a Modbus exception
-by returning an :class:`~trio_modbus.pdu.ExceptionResponse` or by raising
+by returning an :class:`~trio_modbus.pdu.pdu.ExceptionResponse` or by raising
 :class:`~trio_modbus.ServiceError` (the server answers the request with its code, as if it
 had been returned; a broadcast is never answered). Through any stack of layers,
 ``custom_functions`` and ``diagnostics`` are the innermost service's, so the server finds the
@@ -202,12 +202,12 @@ class RecordingService(ServiceLayer):
 
     @property
     def maxlen(self) -> int | None:
-        """How many exchanges are kept (None: all)."""
+        """How many exchanges are kept; None keeps them all."""
         return self._records.maxlen
 
     @property
     def records(self) -> list[Exchange]:
-        """The recorded exchanges, oldest first (a copy: recording goes on meanwhile)."""
+        """The recorded exchanges, oldest first; a copy, as recording goes on meanwhile."""
         return list(self._records)
 
     def clear(self) -> None:

@@ -247,7 +247,7 @@ class ModbusBaseServer:
 
     @property
     def address(self) -> Any:
-        """The address served: the bound (host, port) while running."""
+        """The bound (host, port) while the server runs."""
         native = self._native
         if isinstance(native, TcpServer | TlsServer | UdpServer):
             return native.address
