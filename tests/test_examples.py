@@ -46,8 +46,15 @@ def test_every_example_has_a_test() -> None:
         "asyncio_host",
         "graceful_shutdown",
         "pytest_fixture",
+        "read_client",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
+
+
+async def test_read_client_example_reads_the_tcp_example(nursery: trio.Nursery) -> None:
+    server = await nursery.start(load("tcp_server").run, 0)
+    registers = await trio.to_thread.run_sync(load("read_client").read, server.address[1])
+    assert registers == [0, 1, 2]
 
 
 async def test_tcp_example(nursery: trio.Nursery) -> None:
