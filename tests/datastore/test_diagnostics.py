@@ -1,12 +1,5 @@
-import doctest
-import types
-
 import pytest
 
-import trio_modbus.datastore.blocks
-import trio_modbus.datastore.context
-import trio_modbus.datastore.diagnostics
-import trio_modbus.datastore.identity
 from trio_modbus._errors import ConfigurationError
 from trio_modbus.datastore import DiagnosticState, ReceiveEvent, SendEvent
 from trio_modbus.datastore.diagnostics import (
@@ -200,19 +193,3 @@ def test_repr_mentions_fields() -> None:
     text = repr(busy_state())
     assert "bus_message_count=1" in text
     assert "events=b'\\x80'" in text
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        trio_modbus.datastore.blocks,
-        trio_modbus.datastore.context,
-        trio_modbus.datastore.diagnostics,
-        trio_modbus.datastore.identity,
-    ],
-)
-def test_docstring_examples(module: types.ModuleType) -> None:
-    globs = dict(vars(trio_modbus.datastore))
-    result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
 from typing import Any
 
 import pytest
 
-import trio_modbus.pdu.pdu
 from trio_modbus.pdu import (
     ExcCodes,
     ExceptionCode,
@@ -110,9 +108,3 @@ def test_encode_response_refuses_a_pdu_without_a_function_code() -> None:
 def test_encode_response_refuses_what_is_not_a_response(value: Any) -> None:
     with pytest.raises(TypeError, match="not"):
         encode_response(value)
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(trio_modbus.pdu.pdu)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import doctest
 
 import pytest
 import trio
 
-import trio_modbus.service._layers
 from trio_modbus import ConfigurationError, ServiceError
 from trio_modbus.pdu import (
     WRITE_FUNCTIONS,
@@ -271,9 +269,3 @@ def test_innermost_looks_through_observers_only() -> None:
 
 
 # -- documentation ----------------------------------------------------------------------------
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(trio_modbus.service._layers)
-    assert result.attempted > 0
-    assert result.failed == 0
