@@ -5,7 +5,7 @@ import nox
 RUFF = "ruff==0.17.5"  # pinned: formatting must not change under our feet
 MYPY = "mypy==2.4.1"
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -43,6 +43,26 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".", "pymodbus==3.12.1", "pyserial")  # the pymodbus compared with
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into docs/_build/html; any warning (a broken reference) fails.
+
+    The code blocks of the pages and the docstring examples run in the test suite
+    (tests/test_docs.py), not here.
+    """
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
 
 
 @nox.session
