@@ -11,7 +11,7 @@ import trio
 import trio.testing
 import trio_serial
 
-from trio_modbus.server import SerialServer, serve_serial
+from trio_modbus.server import SerialServer, Session, serve_serial
 from trio_modbus.server._serial import LOCAL_ECHO_WINDOW
 
 from .._pty import SocatPair
@@ -313,3 +313,36 @@ async def test_a_late_echo_within_the_window_is_dropped_after_it_is_a_request(
             assert await fake_line.read(7) == rtu(1, registers_reply([9]))
             await trio.testing.wait_all_tasks_blocked()
             assert server.statistics.requests == (2 if echoed else 3)
+
+
+async def test_a_stream_wrapper_sees_and_may_alter_the_bytes_of_a_serial_port(
+    fake_line: FakeLine, autojump_clock: object
+) -> None:
+    seen: list[tuple[str, object, bytes]] = []
+
+    class Tap(trio.abc.Stream):
+        def __init__(self, inner: trio.abc.Stream, session: Session) -> None:
+            self.inner, self.session = inner, session
+
+        async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+            data = await self.inner.receive_some(max_bytes)
+            seen.append(("in", self.session.peer, bytes(data)))
+            return data
+
+        async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+            seen.append(("out", self.session.peer, bytes(data)))
+            await self.inner.send_all(b"\xff" + bytes(data))  # noise before each reply
+
+        async def wait_send_all_might_not_block(self) -> None:
+            await self.inner.wait_send_all_might_not_block()
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    reply = rtu(1, registers_reply([0]))
+    with trio.fail_after(60):
+        async with serial_server(make_context(1), "fake", stream_wrapper=Tap) as server:
+            await server.port_open.wait()
+            await fake_line.write(READ_0)
+            assert await fake_line.read(1 + len(reply)) == b"\xff" + reply
+    assert seen == [("in", "fake", READ_0), ("out", "fake", reply)]

@@ -190,6 +190,7 @@ class SerialOptions(ServerOptions, total=False):
     handle_local_echo: bool
     reopen: bool
     reopen_delay: float
+    stream_wrapper: StreamWrapper | None
 
 
 def check_names(options: Mapping[str, object], declared: type, owner: str) -> None:

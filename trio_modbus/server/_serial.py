@@ -15,7 +15,7 @@ from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusServerContext
 from trio_modbus.framing import ASCIIFramer, Frame, RTUFramer, rtu_timing
 
-from ._client import in_session
+from ._client import in_session, wrap_stream
 from ._options import (
     DEFAULT_BAUDRATE,
     DEFAULT_REOPEN_DELAY,
@@ -145,9 +145,11 @@ class SerialTransport:
             server.notify_connect(True)
             try:
                 session = Session(self.name, self.port, stream, serial_line=True)
-                await in_session(
-                    server.session_hook, session, self._serve_port, server, stream, session
-                )
+                wrapped = wrap_stream(server, stream, session)
+                if wrapped is not None:
+                    await in_session(
+                        server.session_hook, session, self._serve_port, server, wrapped, session
+                    )
             except (_PortVanished, *_PORT_GONE) as exc:
                 log.warning("serial port %s lost: %s", self.port, exc or "end of file")
             finally:
@@ -163,7 +165,7 @@ class SerialTransport:
             await trio.sleep(self.reopen_delay)
 
     async def _serve_port(
-        self, server: BaseServer, stream: AbstractSerialStream, session: Session
+        self, server: BaseServer, stream: trio.abc.Stream, session: Session
     ) -> None:
         """Serve the open port until it vanishes (or the session is closed)."""
         framer = server.pipeline.new_framer(silence=True)
@@ -222,7 +224,7 @@ class SerialTransport:
         server: BaseServer,
         frames: list[Frame],
         framer: RTUFramer | ASCIIFramer,
-        stream: AbstractSerialStream,
+        stream: trio.abc.Stream,
         session: Session,
     ) -> bytes:
         """Answer ``frames`` and send the replies; what was sent (for the local echo)."""
@@ -305,6 +307,8 @@ def serve_serial(
             - ``reopen``: Reopen the port when it vanishes or cannot be opened (True); False
               stops the server then.
             - ``reopen_delay``: Seconds between attempts to (re)open the port (1).
+            - ``stream_wrapper``: ``(stream, session) -> stream``: the stream each opening of
+              the port is served through, to see or alter its bytes (as for TCP).
 
     Returns:
         The server (not yet running).
