@@ -132,3 +132,14 @@ def changelog(session: nox.Session) -> None:
         f"since {base[:12]}: {len(code)} file(s) of trio_modbus/ changed,"
         f" fragments: {', '.join(fragments) or 'none needed'}"
     )
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Packaging check (.ci/package, which CI runs too).
+
+    Builds the sdist and the wheel, runs twine check --strict, and installs each into a fresh
+    venv whose trio-modbus serve must answer a Modbus/TCP read and exit 0 on SIGTERM.
+    """
+    session.install("build", "twine")
+    session.run("bash", ".ci/package", external=True)
