@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typecheck, fuzz, bench, changelog, package."""
+"""Developer sessions: tests, lint, typecheck, docs, fuzz, bench, changelog, package."""
 
 import subprocess
 import tomllib
