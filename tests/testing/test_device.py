@@ -525,3 +525,58 @@ def test_a_thread_that_cannot_start_says_why() -> None:
         dev.start_in_thread(port=-5)
     with pytest.raises(ConfigurationError, match="transport='x'"):
         dev.start_in_thread("x")
+
+
+# -- expectations and strict mode ----------------------------------------------------------------
+
+
+async def test_expectations_answer_before_the_datastore_and_verify_reports_unmet_ones(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    scripted = dev.expect(fc=3, address=0, reply=bytes.fromhex("03 02 1234"), times=2)
+    refused = dev.expect(fc=6, reply=2)
+    observed = dev.expect({"fc": 6, "address": 9}, times=None)  # the datastore answers
+    missing = dev.expect(fc=16)
+    for tid in (1, 2):
+        await stream.send_all(mbap(tid, READ_0_2))
+        assert await receive(stream, 11) == mbap(tid, bytes.fromhex("03 02 1234"))
+    await stream.send_all(mbap(3, READ_0_2))  # times=2 reached: the datastore answers
+    assert await receive(stream, 13) == mbap(3, REPLY_10_20)
+    await stream.send_all(mbap(4, write_register(5, 1)))
+    assert await receive(stream, 9) == mbap(4, b"\x86\x02")
+    await stream.send_all(mbap(5, write_register(9, 1)))
+    assert await receive(stream, 12) == mbap(5, write_register(9, 1))
+    assert [len(e.calls) for e in (scripted, refused, observed, missing)] == [2, 1, 1, 0]
+    with pytest.raises(AssertionError) as failure:
+        dev.verify()
+    report = str(failure.value)
+    assert "expected fc=16 1 time(s): got 0" in report
+    assert "received:" in report and "WriteSingleRegisterRequest(address=9, value=1)" in report
+    assert "unexpected" not in report  # not strict
+
+
+async def test_strict_mode_fails_on_traffic_no_expectation_takes(autojump_clock: object) -> None:
+    dev = FakeDevice({1: {}}, strict=True)
+    dev.expect(fc=3, times=None)
+    async with dev.connect_memory() as stream:
+        await stream.send_all(mbap(1, READ_0_2) + mbap(2, write_register(1, 5)))
+        await receive(stream, 13 + 12)
+    with pytest.raises(AssertionError, match=r"unexpected: #2 06 WriteSingleRegisterRequest"):
+        dev.verify()
+
+
+async def test_ordered_expectations_are_met_in_order(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    first = dev.expect(fc=6, ordered=True, reply=bytes.fromhex("06 0000 0001"))
+    second = dev.expect(fc=3, ordered=True, reply=bytes.fromhex("03 02 0002"))
+    await stream.send_all(mbap(1, READ_0_2))  # not its turn: the datastore answers
+    assert await receive(stream, 13) == mbap(1, REPLY_10_20)
+    await stream.send_all(mbap(2, write_register(0, 9)) + mbap(3, READ_0_2))
+    assert await receive(stream, 12 + 11) == mbap(2, bytes.fromhex("06 0000 0001")) + mbap(
+        3, bytes.fromhex("03 02 0002")
+    )
+    assert first.met and second.met
+    dev.verify()

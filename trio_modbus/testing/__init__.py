@@ -9,13 +9,17 @@ clients). It records every request (:class:`Recorder`) and applies faults from r
 from trio_modbus._public import publish
 from trio_modbus.testing._data import DataView, TableView, UnitView
 from trio_modbus.testing._device import DeviceThread, FakeDevice
-from trio_modbus.testing._recorder import Recorder, RequestRecord
+from trio_modbus.testing._expect import Expectation, Reply
+from trio_modbus.testing._recorder import Criteria, Recorder, RequestRecord
 
 __all__ = [
+    "Criteria",
     "DataView",
     "DeviceThread",
+    "Expectation",
     "FakeDevice",
     "Recorder",
+    "Reply",
     "RequestRecord",
     "TableView",
     "UnitView",

@@ -36,7 +36,8 @@ from trio_modbus.service import DatastoreService, RequestContext, Response, Serv
 
 from . import faults as F
 from ._data import DataView, Seed, build_context
-from ._recorder import Recorder, RequestRecord
+from ._expect import Expectation, Expectations, Reply
+from ._recorder import Criteria, Recorder, RequestRecord
 
 __all__ = ["DeviceThread", "FakeDevice"]
 
@@ -124,7 +125,7 @@ class _DeviceLayer(ServiceLayer):
             if action is not None and rule is not None and rule.phase == "before":
                 response = await self._before(action, rule, request, ctx, record)
             else:
-                response = await self.inner(request, ctx)
+                response = await self._execute(request, ctx, record)
             if action is not None and rule is not None and rule.phase == "after":
                 response = await self._after(action, rule, request, response)
         except BaseException:
@@ -146,6 +147,21 @@ class _DeviceLayer(ServiceLayer):
         device.recorder.changed()
         return response
 
+    async def _execute(
+        self, request: DecodeResult, ctx: RequestContext, record: RequestRecord
+    ) -> Response | None:
+        """The answer of a matching expectation, else the datastore's."""
+        device = self.device
+        expectation = device.expectations.take(record)
+        if expectation is None:
+            if device.strict:
+                device.expectations.unexpected.append(record)
+        else:
+            answer = expectation.answer(record)
+            if answer is not None:
+                return answer
+        return await self.inner(request, ctx)
+
     async def _before(
         self,
         action: F.Fault,
@@ -156,7 +172,7 @@ class _DeviceLayer(ServiceLayer):
     ) -> Response | None:
         if isinstance(action, F.Delay):
             await trio.sleep(action.seconds + rule.rng.uniform(0, action.jitter))
-            return await self.inner(request, ctx)
+            return await self._execute(request, ctx, record)
         if isinstance(action, F.ExceptionReply):
             return ExceptionResponse(record.function_code, action.code)  # type: ignore[arg-type]
         if isinstance(action, F.Substitute):
@@ -343,6 +359,8 @@ class FakeDevice:
         context: A ready ``ModbusServerContext`` instead of ``units``.
         sparse: Only the seeded addresses exist; others answer exception 02.
         identity: What function 0x2B/0x0E (read device identification) answers.
+        strict: Every request must match an expectation (:meth:`expect`); :meth:`verify`
+            fails on one that did not.
 
     Attributes:
         context: The datastore (a ``ModbusServerContext``).
@@ -369,6 +387,7 @@ class FakeDevice:
         context: ModbusServerContext | None = None,
         sparse: bool = False,
         identity: ModbusDeviceIdentification | None = None,
+        strict: bool = False,
     ) -> None:
         if context is not None and units is not None:
             raise ConfigurationError("give units or context, not both")
@@ -380,11 +399,65 @@ class FakeDevice:
         self.datastore = DataView(self.context)
         self.recorder = Recorder()
         self.faults = F.Faults()
+        self.expectations = Expectations()
+        self.strict = strict
         self.identity = identity
         self.service = _DeviceLayer(DatastoreService(self.context, identity=identity), self)
         self._seq = 0
         self._connections = 0
         self._live: dict[int, _Connection] = {}
+
+    # -- expectations ------------------------------------------------------------------------
+
+    def expect(
+        self,
+        criteria: Criteria | None = None,
+        /,
+        *,
+        reply: Reply = None,
+        times: int | None = 1,
+        ordered: bool = False,
+        required: bool = True,
+        **fields: object,
+    ) -> Expectation:
+        """Expect a request, and optionally script its answer (it takes priority over the data).
+
+        Faults act first; a request a fault answers does not reach the expectations.
+
+        Args:
+            criteria: What the request matches, as for ``recorder.filter`` (or keywords:
+                ``dev.expect(fc=6, address=10, value=42)``).
+            reply: Response PDU bytes, an exception code, a function of the request's record
+                returning either, or None to let the datastore answer.
+            times: How many such requests (None: any number, at least one).
+            ordered: Met only after every ordered expectation declared before it.
+            required: :meth:`verify` fails if it is not met.
+            **fields: The criteria as keywords.
+
+        Returns:
+            The expectation (``.calls`` are the requests it took).
+
+        Raises:
+            ConfigurationError: A bad ``times`` or exception code.
+        """
+        return self.expectations.add(
+            criteria, reply=reply, times=times, ordered=ordered, required=required, **fields
+        )
+
+    def verify(self) -> None:
+        """Check the expectations: each required one met and, in strict mode, no surprise.
+
+        The pytest plugin calls it when a test that used the device ends.
+
+        Raises:
+            AssertionError: What went wrong, and the table of what arrived.
+        """
+        problems = self.expectations.problems()
+        if problems:
+            lines = "\n".join(f"  {p}" for p in problems)
+            raise AssertionError(
+                f"the fake device's expectations:\n{lines}\nreceived:\n{self.recorder.table()}"
+            )
 
     # -- the per-client hooks ----------------------------------------------------------------
 
