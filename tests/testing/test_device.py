@@ -580,3 +580,14 @@ async def test_ordered_expectations_are_met_in_order(
     )
     assert first.met and second.met
     dev.verify()
+
+
+async def test_the_device_tells_where_it_serves_while_it_does() -> None:
+    dev = device()
+    assert dev.address is None
+    async with dev.serve_tcp() as server:
+        assert dev.address == server.address
+        async with dev.serve_udp() as udp:
+            assert dev.address == udp.address
+        assert dev.address == server.address
+    assert dev.address is None

@@ -7,7 +7,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -370,6 +370,8 @@ class FakeDevice:
         faults: The fault rules (:class:`~trio_modbus.testing.faults.Faults`).
         service: The service the device's servers run (recorder and faults over the
             datastore).
+        address: Where the device serves while a ``serve_*`` block runs (the latest one's
+            ``server.address``; the device path for a serial line), else None.
 
     Raises:
         ConfigurationError: A bad seed (the unit, table, address or value is named).
@@ -403,6 +405,7 @@ class FakeDevice:
         self.strict = strict
         self.identity = identity
         self.service = _DeviceLayer(DatastoreService(self.context, identity=identity), self)
+        self.address: Any = None
         self._seq = 0
         self._connections = 0
         self._live: dict[int, _Connection] = {}
@@ -527,6 +530,14 @@ class FakeDevice:
 
     # -- serving -----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _serving(self, address: Any) -> Iterator[None]:
+        previous, self.address = self.address, address
+        try:
+            yield
+        finally:
+            self.address = previous
+
     @contextlib.asynccontextmanager
     async def serve_tcp(
         self, *, host: str = "127.0.0.1", port: int = 0, framer: str = "socket", **options: Any
@@ -548,7 +559,8 @@ class FakeDevice:
         async with serve_tcp(
             host=host, port=port, **self._options(kind, options, stream=True)
         ) as server:
-            yield server
+            with self._serving(server.address):
+                yield server
 
     def serve_rtu_over_tcp(
         self, *, host: str = "127.0.0.1", port: int = 0, **options: Any
@@ -568,7 +580,8 @@ class FakeDevice:
         async with serve_tls(
             host=host, port=port, **self._options("socket", options, stream=True)
         ) as server:
-            yield server
+            with self._serving(server.address):
+                yield server
 
     @contextlib.asynccontextmanager
     async def serve_udp(
@@ -579,7 +592,8 @@ class FakeDevice:
         async with serve_udp(
             host=host, port=port, **self._options(kind, options, stream=False)
         ) as server:
-            yield server
+            with self._serving(server.address):
+                yield server
 
     @contextlib.asynccontextmanager
     async def serve_serial(
@@ -590,7 +604,8 @@ class FakeDevice:
         if kind == "socket":
             raise ConfigurationError("framer='socket' on a serial line; use 'rtu' or 'ascii'")
         async with serve_serial(port=port, **self._options(kind, options, stream=True)) as server:
-            yield server
+            with self._serving(port):
+                yield server
 
     @contextlib.asynccontextmanager
     async def connect_memory(
