@@ -468,7 +468,7 @@ def test_bad_actions_are_refused() -> None:
 
 def test_the_device_sets_its_own_hooks() -> None:
     with pytest.raises(ConfigurationError, match="session_hook: a FakeDevice sets it"):
-        device()._options("socket", {"session_hook": None}, stream=True)
+        device()._options("tcp", None, {"session_hook": None})
 
 
 # -- UDP -----------------------------------------------------------------------------------------
@@ -591,3 +591,22 @@ async def test_the_device_tells_where_it_serves_while_it_does() -> None:
             assert dev.address == udp.address
         assert dev.address == server.address
     assert dev.address is None
+
+
+async def test_server_options_build_a_server_that_serves_the_device(nursery: trio.Nursery) -> None:
+    from trio_modbus.server import serve_tcp
+
+    dev = device()
+    dev.faults.add(faults.Busy(), times=1)
+    server = await nursery.start(serve_tcp(port=0, **dev.server_options()).serve)
+    with trio.fail_after(TIMEOUT):
+        stream = await trio.open_tcp_stream(*server.address)
+        await stream.send_all(mbap(1, READ_0_2) + mbap(2, READ_0_2))
+        assert await receive(stream, 9 + 13) == mbap(1, b"\x83\x06") + mbap(2, REPLY_10_20)
+        await stream.aclose()
+        await server.shutdown()
+    assert dev.recorder.count() == 2
+    with pytest.raises(ConfigurationError, match="transport='x'"):
+        dev.server_options("x")
+    with pytest.raises(ConfigurationError, match="framer='socket' on a serial line"):
+        dev.server_options("serial", "socket")

@@ -515,18 +515,43 @@ class FakeDevice:
             "datagram_wrapper": datagram_wrapper,
         }
 
-    def _options(self, kind: str, options: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    def server_options(self, transport: str = "tcp", framer: str | None = None) -> dict[str, Any]:
+        """The options that make a server serve this device, for building one yourself.
+
+        ``serve_tcp(port=502, **dev.server_options())`` gives a server with the full server
+        API (``shutdown``, ``statistics``) that records, injects faults and answers
+        expectations as the device's own ``serve_*`` blocks do.
+
+        Args:
+            transport: ``"tcp"``, ``"tls"``, ``"udp"`` or ``"serial"``.
+            framer: ``"socket"``, ``"rtu"`` or ``"ascii"``; None: the transport's usual one.
+
+        Returns:
+            ``service``, ``framer`` and the per-client hooks, as keyword arguments.
+
+        Raises:
+            ConfigurationError: An unknown transport or framer.
+        """
+        if transport not in ("tcp", "tls", "udp", "serial"):
+            raise ConfigurationError(f"transport={transport!r}; allowed: tcp, tls, udp, serial")
+        kind = _kind(
+            framer if framer is not None else "rtu" if transport == "serial" else "socket"
+        )
+        if transport == "serial" and kind == "socket":
+            raise ConfigurationError("framer='socket' on a serial line; use 'rtu' or 'ascii'")
+        hooks = self._hooks(kind)
+        del hooks["stream_wrapper" if transport == "udp" else "datagram_wrapper"]
+        return {"service": self.service, "framer": kind, **hooks}
+
+    def _options(
+        self, transport: str, framer: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         taken = [name for name in _RESERVED if name in options]
         if taken:
             raise ConfigurationError(
                 f"{taken[0]}: a FakeDevice sets it itself (use dev.faults and dev.recorder)"
             )
-        hooks = self._hooks(kind)
-        if stream:
-            del hooks["datagram_wrapper"]
-        else:
-            del hooks["stream_wrapper"]
-        return {"service": self.service, "framer": kind, **hooks, **options}
+        return {**self.server_options(transport, framer), **options}
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -555,9 +580,8 @@ class FakeDevice:
         Cancellation:
             Leaving the block, or cancelling it, closes the listener and every connection.
         """
-        kind = _kind(framer)
         async with serve_tcp(
-            host=host, port=port, **self._options(kind, options, stream=True)
+            host=host, port=port, **self._options("tcp", framer, options)
         ) as server:
             with self._serving(server.address):
                 yield server
@@ -578,7 +602,7 @@ class FakeDevice:
         :func:`~trio_modbus.server.serve_tls`.
         """
         async with serve_tls(
-            host=host, port=port, **self._options("socket", options, stream=True)
+            host=host, port=port, **self._options("tls", None, options)
         ) as server:
             with self._serving(server.address):
                 yield server
@@ -588,9 +612,8 @@ class FakeDevice:
         self, *, host: str = "127.0.0.1", port: int = 0, framer: str = "socket", **options: Any
     ) -> AsyncIterator[UdpServer]:
         """Serve Modbus over UDP while in the block (a datagram is a connection here)."""
-        kind = _kind(framer)
         async with serve_udp(
-            host=host, port=port, **self._options(kind, options, stream=False)
+            host=host, port=port, **self._options("udp", framer, options)
         ) as server:
             with self._serving(server.address):
                 yield server
@@ -600,10 +623,7 @@ class FakeDevice:
         self, port: str, *, framer: str = "rtu", **options: Any
     ) -> AsyncIterator[SerialServer]:
         """Serve a serial port (RTU or ASCII) while in the block."""
-        kind = _kind(framer)
-        if kind == "socket":
-            raise ConfigurationError("framer='socket' on a serial line; use 'rtu' or 'ascii'")
-        async with serve_serial(port=port, **self._options(kind, options, stream=True)) as server:
+        async with serve_serial(port=port, **self._options("serial", framer, options)) as server:
             with self._serving(port):
                 yield server
 
@@ -623,8 +643,7 @@ class FakeDevice:
         Cancellation:
             Leaving the block, or cancelling it, ends the device's side of the connection.
         """
-        kind = _kind(framer)
-        server = serve_tcp(**self._options(kind, options, stream=True))
+        server = serve_tcp(**self._options("tcp", framer, options))
         client, ours = trio.testing.memory_stream_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_serve_memory, server, ours)
