@@ -133,6 +133,16 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
+        "--data",
+        metavar="FILE",
+        help="TOML file of the data to serve instead of the embedded datastore ([unit.N.table])",
+    )
+    serve.add_argument(
+        "--faults",
+        metavar="FILE",
+        help="TOML file of fault rules to apply ([[fault]] tables: action, match, lifetime)",
+    )
+    serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser
@@ -142,18 +152,22 @@ def _server(args: argparse.Namespace) -> Any:
     from trio_modbus.server import serve_serial, serve_tcp, serve_tls, serve_udp
 
     units = [int(u) for u in args.units.split(",") if u.strip()]
-    context = default_context(units, args.size)
     identity = _default_identity()
+    context: ModbusServerContext | None = None
+    served: dict[str, Any] = {"identity": identity}
+    if args.data or args.faults:
+        served = _fake_device_options(args, units, identity)
+    else:
+        context = default_context(units, args.size)
     port = args.port if args.port is not None else DEFAULT_PORT
     if args.transport == "tcp":
-        return serve_tcp(
-            context, host=args.host, port=port, framer=args.framer or "socket", identity=identity
-        )
+        served.setdefault("framer", args.framer or "socket")
+        return serve_tcp(context, host=args.host, port=port, **served)
     if args.transport == "udp":
-        return serve_udp(
-            context, host=args.host, port=port, framer=args.framer or "socket", identity=identity
-        )
+        served.setdefault("framer", args.framer or "socket")
+        return serve_udp(context, host=args.host, port=port, **served)
     if args.transport == "tls":
+        served.pop("framer", None)
         return serve_tls(
             context,
             host=args.host,
@@ -162,21 +176,39 @@ def _server(args: argparse.Namespace) -> Any:
             keyfile=args.keyfile,
             cafile=args.cafile,
             require_client_cert=args.require_client_cert,
-            identity=identity,
+            **served,
         )
     if not args.device:
         raise SystemExit("trio-modbus: --device is required with --transport serial")
+    served.setdefault("framer", args.framer or "rtu")
     return serve_serial(
         context,
         port=args.device,
-        framer=args.framer or "rtu",
         baudrate=args.baudrate,
         bytesize=args.bytesize,
         parity=args.parity,
         stopbits=args.stopbits,
         broadcast=args.broadcast,
-        identity=identity,
+        **served,
     )
+
+
+def _fake_device_options(
+    args: argparse.Namespace, units: Sequence[int], identity: ModbusDeviceIdentification
+) -> dict[str, Any]:
+    """The server options of a fake device: ``--data`` (or the embedded data), ``--faults``."""
+    from trio_modbus.testing import FakeDevice, load_faults, load_units
+
+    if args.data:
+        seed, sparse = load_units(args.data)
+        device = FakeDevice(seed, sparse=sparse, identity=identity)
+    else:
+        device = FakeDevice(context=default_context(units, args.size), identity=identity)
+    if args.faults:
+        rules = load_faults(args.faults, device.faults)
+        log.info("%d fault rule(s) from %s", len(rules), args.faults)
+    framer = args.framer if args.framer != "tls" else None
+    return device.server_options(args.transport, framer)
 
 
 async def _serve_until_signalled(server: Any, grace: float) -> None:

@@ -7,12 +7,14 @@ clients). It records every request (:class:`Recorder`) and applies faults from r
 """
 
 from trio_modbus._public import publish
+from trio_modbus.testing._config import FAULT_ACTIONS, add_faults, load_faults, load_units
 from trio_modbus.testing._data import DataView, TableView, UnitView
 from trio_modbus.testing._device import DeviceThread, FakeDevice
 from trio_modbus.testing._expect import Expectation, Reply
 from trio_modbus.testing._recorder import Criteria, Recorder, RequestRecord
 
 __all__ = [
+    "FAULT_ACTIONS",
     "Criteria",
     "DataView",
     "DeviceThread",
@@ -23,6 +25,9 @@ __all__ = [
     "RequestRecord",
     "TableView",
     "UnitView",
+    "add_faults",
+    "load_faults",
+    "load_units",
 ]
 
 publish(__name__, globals(), __all__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import struct
 import threading
@@ -40,6 +41,8 @@ from ._expect import Expectation, Expectations, Reply
 from ._recorder import Criteria, Recorder, RequestRecord
 
 __all__ = ["DeviceThread", "FakeDevice"]
+
+log = logging.getLogger("trio_modbus.testing")
 
 _FRAMERS: dict[str, type[MBAPFramer | RTUFramer | ASCIIFramer]] = {
     "socket": MBAPFramer,
@@ -120,6 +123,13 @@ class _DeviceLayer(ServiceLayer):
         action = rule.action if rule is not None else None
         if rule is not None:
             record.faults.append(rule.label())
+            log.info(
+                "request #%d (unit %d, fc %02X): fault %s",
+                record.seq,
+                record.unit,
+                fc,
+                rule.label(),
+            )
         response: Response | None
         try:
             if action is not None and rule is not None and rule.phase == "before":
