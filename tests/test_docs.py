@@ -97,7 +97,10 @@ PAGES = sorted([*DOCS.glob("*.md"), *DOCS.glob("howto/*.md"), ROOT / "README.md"
 _FENCE = re.compile(r"^(`{3,})([^\n`]*)\n(.*?)^\1\s*$", re.MULTILINE | re.DOTALL)
 # What a fence may hold: Python (run below), shell commands (the tested CLI, installation),
 # text diagrams, and the MyST directives that include tested files.
-_LANGUAGES = {"python", "sh", "text", "", "{toctree}", "{literalinclude}", "{include}"}
+_LANGUAGES = {
+    *("python", "sh", "text", ""),
+    *("{toctree}", "{literalinclude}", "{include}", "{note}", "{important}", "{warning}"),
+}
 
 
 def _kind(info: str) -> str:

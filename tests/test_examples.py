@@ -47,6 +47,8 @@ def test_every_example_has_a_test() -> None:
         "graceful_shutdown",
         "pytest_fixture",
         "read_client",
+        "test_poller",
+        "test_sync_client",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
@@ -179,7 +181,10 @@ async def test_graceful_shutdown_example(nursery: trio.Nursery) -> None:
 
 
 @pytest.mark.slow  # pytest in a process of its own
-def test_pytest_fixture_example() -> None:
+@pytest.mark.parametrize(
+    ("example", "passed"), [("pytest_fixture", 1), ("test_poller", 2), ("test_sync_client", 1)]
+)
+def test_pytest_examples(example: str, passed: int) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -188,7 +193,7 @@ def test_pytest_fixture_example() -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            str(EXAMPLES / "pytest_fixture.py"),
+            str(EXAMPLES / f"{example}.py"),
         ],
         cwd=EXAMPLES,
         capture_output=True,
@@ -197,4 +202,4 @@ def test_pytest_fixture_example() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert f"{passed} passed" in result.stdout
