@@ -85,53 +85,48 @@ def split_frames(buf: bytes) -> tuple[list[tuple[int, int, bytes]], bytes]:
 
 
 class MbapClient:
-    """A client side over any trio stream: send raw bytes, read whole reply frames."""
+    """A client side over any trio stream: send raw bytes, read whole reply frames.
+
+    The tuple-shaped face these tests use, over :class:`trio_modbus.testing.raw.RawClient`.
+    """
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.buffer = b""
+        self.raw = raw.RawClient(stream)
 
     async def send(self, data: bytes) -> None:
+        """Send ``data``; trio's errors when the server has gone (BrokenResourceError)."""
         await self.stream.send_all(data)
 
     async def read_frame(self) -> tuple[int, int, bytes]:
         """The next reply; EOFError if the server closes first."""
-        while True:
-            frames, _rest = split_frames(self.buffer)
-            if frames:
-                tid, unit, pdu = frames[0]
-                self.buffer = self.buffer[6 + len(pdu) + 1 :]
-                return tid, unit, pdu
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError(f"closed with {len(self.buffer)} bytes of a partial reply")
-            self.buffer += data
+        try:
+            reply = await self.raw.receive_frame()
+        except raw.ConnectionClosed as exc:
+            raise EOFError(str(exc)) from exc
+        assert reply is not None and reply.tid is not None
+        return reply.tid, reply.unit, reply.pdu
 
     async def read_frames(self, n: int) -> list[tuple[int, int, bytes]]:
         return [await self.read_frame() for _ in range(n)]
 
     async def request(self, tid: int, unit: int, pdu: bytes) -> bytes:
         """Send one request and return the reply PDU (checking its tid and unit)."""
-        await self.send(adu(tid, unit, pdu))
-        rtid, runit, reply = await self.read_frame()
-        assert (rtid, runit) == (tid, unit)
-        return reply
+        reply = await self.raw.request(pdu, unit=unit, tid=tid)
+        assert (reply.tid, reply.unit) == (tid, unit)
+        return reply.pdu
 
     async def expect_closed(self) -> bytes:
         """Read until the server closes the connection; return what came before the end."""
-        data = self.buffer
-        self.buffer = b""
+        data = b""
         while True:
             try:
-                chunk = await self.stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data += await self.raw.receive_bytes()
+            except (raw.ConnectionClosed, trio.ClosedResourceError):
                 return data
-            if not chunk:
-                return data
-            data += chunk
 
     async def aclose(self) -> None:
-        await self.stream.aclose()
+        await self.raw.aclose()
 
 
 async def connect(port: int) -> MbapClient:
