@@ -1,7 +1,8 @@
-"""A tiny hand-built Modbus client side for the server tests: MBAP and RTU bytes, parsing.
+"""A tiny Modbus client side for the server tests: MBAP and RTU bytes, parsing.
 
-Kept independent of the package's framers and codec, so that the tests check the server
-against the wire format itself.
+The request and frame bytes come from :mod:`trio_modbus.testing.raw`, whose builders are
+checked against the specification's bytes; like this module, it uses neither the package's
+framers nor its codec, so the tests check the server against the wire format itself.
 """
 
 from __future__ import annotations
@@ -15,56 +16,23 @@ from collections.abc import Callable, Sequence
 import trio
 
 from trio_modbus.datastore import ModbusDeviceContext, ModbusServerContext
-from trio_modbus.framing import crc16_bytes
 from trio_modbus.pdu.codec import DecodeResult
 from trio_modbus.service import DatastoreService, RequestContext, Response
+from trio_modbus.testing import raw
 
 MBAP = struct.Struct(">HHHB")
 
 
-# -- request PDUs ---------------------------------------------------------------------------
+# -- request PDUs (raw's builders, under the short names these tests use) --------------------
 
-
-def read_holding(address: int, count: int) -> bytes:
-    return struct.pack(">BHH", 0x03, address, count)
-
-
-def read_coils(address: int, count: int) -> bytes:
-    return struct.pack(">BHH", 0x01, address, count)
-
-
-def write_register(address: int, value: int) -> bytes:
-    return struct.pack(">BHH", 0x06, address, value)
-
-
-def write_registers(address: int, values: Sequence[int]) -> bytes:
-    n = len(values)
-    return struct.pack(f">BHHB{n}H", 0x10, address, n, 2 * n, *values)
-
-
-def write_coils(address: int, bits: Sequence[bool]) -> bytes:
-    data = bytearray((len(bits) + 7) // 8)
-    for i, bit in enumerate(bits):
-        if bit:
-            data[i // 8] |= 1 << (i % 8)
-    return struct.pack(">BHHB", 0x0F, address, len(bits), len(data)) + bytes(data)
-
-
-def mask_write(address: int, and_mask: int, or_mask: int) -> bytes:
-    return struct.pack(">BHHH", 0x16, address, and_mask, or_mask)
-
-
-def read_write(
-    read_address: int, read_count: int, write_address: int, values: Sequence[int]
-) -> bytes:
-    n = len(values)
-    return struct.pack(
-        f">BHHHHB{n}H", 0x17, read_address, read_count, write_address, n, 2 * n, *values
-    )
-
-
-def diagnostic(sub_function: int, data: int = 0) -> bytes:
-    return struct.pack(">BHH", 0x08, sub_function, data)
+read_holding = raw.read_holding_registers
+read_coils = raw.read_coils
+write_register = raw.write_register
+write_registers = raw.write_registers
+write_coils = raw.write_coils
+mask_write = raw.mask_write_register
+read_write = raw.read_write_registers
+diagnostic = raw.diagnostics
 
 
 # -- reply PDUs -----------------------------------------------------------------------------
@@ -100,7 +68,7 @@ def diagnostic_value(pdu: bytes, sub_function: int) -> int:
 
 def adu(tid: int, unit: int, pdu: bytes, *, protocol: int = 0, length: int | None = None) -> bytes:
     """An MBAP frame; ``protocol`` and ``length`` can be made wrong on purpose."""
-    return MBAP.pack(tid, protocol, len(pdu) + 1 if length is None else length, unit) + pdu
+    return raw.mbap(pdu, unit=unit, tid=tid, protocol=protocol, length=length)
 
 
 def split_frames(buf: bytes) -> tuple[list[tuple[int, int, bytes]], bytes]:
@@ -117,53 +85,48 @@ def split_frames(buf: bytes) -> tuple[list[tuple[int, int, bytes]], bytes]:
 
 
 class MbapClient:
-    """A client side over any trio stream: send raw bytes, read whole reply frames."""
+    """A client side over any trio stream: send raw bytes, read whole reply frames.
+
+    The tuple-shaped face these tests use, over :class:`trio_modbus.testing.raw.RawClient`.
+    """
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.buffer = b""
+        self.raw = raw.RawClient(stream)
 
     async def send(self, data: bytes) -> None:
+        """Send ``data``; trio's errors when the server has gone (BrokenResourceError)."""
         await self.stream.send_all(data)
 
     async def read_frame(self) -> tuple[int, int, bytes]:
         """The next reply; EOFError if the server closes first."""
-        while True:
-            frames, _rest = split_frames(self.buffer)
-            if frames:
-                tid, unit, pdu = frames[0]
-                self.buffer = self.buffer[6 + len(pdu) + 1 :]
-                return tid, unit, pdu
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError(f"closed with {len(self.buffer)} bytes of a partial reply")
-            self.buffer += data
+        try:
+            reply = await self.raw.receive_frame()
+        except raw.ConnectionClosed as exc:
+            raise EOFError(str(exc)) from exc
+        assert reply is not None and reply.tid is not None
+        return reply.tid, reply.unit, reply.pdu
 
     async def read_frames(self, n: int) -> list[tuple[int, int, bytes]]:
         return [await self.read_frame() for _ in range(n)]
 
     async def request(self, tid: int, unit: int, pdu: bytes) -> bytes:
         """Send one request and return the reply PDU (checking its tid and unit)."""
-        await self.send(adu(tid, unit, pdu))
-        rtid, runit, reply = await self.read_frame()
-        assert (rtid, runit) == (tid, unit)
-        return reply
+        reply = await self.raw.request(pdu, unit=unit, tid=tid)
+        assert (reply.tid, reply.unit) == (tid, unit)
+        return reply.pdu
 
     async def expect_closed(self) -> bytes:
         """Read until the server closes the connection; return what came before the end."""
-        data = self.buffer
-        self.buffer = b""
+        data = b""
         while True:
             try:
-                chunk = await self.stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data += await self.raw.receive_bytes()
+            except (raw.ConnectionClosed, trio.ClosedResourceError):
                 return data
-            if not chunk:
-                return data
-            data += chunk
 
     async def aclose(self) -> None:
-        await self.stream.aclose()
+        await self.raw.aclose()
 
 
 async def connect(port: int) -> MbapClient:
@@ -174,8 +137,7 @@ async def connect(port: int) -> MbapClient:
 
 
 def rtu(unit: int, pdu: bytes) -> bytes:
-    body = bytes((unit,)) + pdu
-    return body + crc16_bytes(body)
+    return raw.rtu(pdu, unit=unit)
 
 
 class PtyEnd:

@@ -47,6 +47,7 @@ from trio_modbus.server import (
     serve_tls,
     serve_udp,
 )
+from trio_modbus.testing import raw
 
 from .._pymodbus import ModbusUdpClient
 from .._tls import TlsFiles
@@ -95,9 +96,7 @@ def mbap(unit: int, pdu: bytes) -> bytes:
 
 
 def ascii_frame(unit: int, pdu: bytes) -> bytes:
-    body = bytes((unit,)) + pdu
-    lrc = -sum(body) & 0xFF
-    return b":" + (body + bytes((lrc,))).hex().upper().encode() + b"\r\n"
+    return raw.ascii(pdu, unit=unit)
 
 
 FORMATS: dict[str, Callable[[int, bytes], bytes]] = {
