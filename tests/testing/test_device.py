@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 from collections.abc import AsyncIterator
 
@@ -12,32 +11,21 @@ import trio
 import trio.testing
 
 from trio_modbus import ConfigurationError
-from trio_modbus.framing import crc16_bytes, lrc
-from trio_modbus.testing import FakeDevice, faults
+from trio_modbus.testing import FakeDevice, faults, raw
 
 TIMEOUT = 10
 
 
 def mbap(tid: int, pdu: bytes, unit: int = 1) -> bytes:
-    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+    return raw.mbap(pdu, unit=unit, tid=tid)
 
 
 def rtu(pdu: bytes, unit: int = 1) -> bytes:
-    body = bytes([unit]) + pdu
-    return body + crc16_bytes(body)
+    return raw.rtu(pdu, unit=unit)
 
 
-def ascii_frame(pdu: bytes, unit: int = 1) -> bytes:
-    body = bytes([unit]) + pdu
-    return b":" + (body + bytes([lrc(body)])).hex().upper().encode() + b"\r\n"
-
-
-READ_0_2 = bytes.fromhex("03 0000 0002")
+READ_0_2 = raw.read_holding_registers(0, 2)
 REPLY_10_20 = bytes.fromhex("03 04 000a 0014")
-
-
-def write_register(address: int, value: int) -> bytes:
-    return struct.pack(">BHH", 6, address, value)
 
 
 async def receive(stream: trio.abc.Stream, size: int, timeout: float = 5) -> bytes:
@@ -118,15 +106,17 @@ async def test_pipelined_requests_are_recorded_in_order_with_their_tids(
     memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
 ) -> None:
     dev, stream = memory
-    await stream.send_all(mbap(7, READ_0_2) + mbap(8, write_register(5, 42)) + mbap(9, READ_0_2))
-    expected = mbap(7, REPLY_10_20) + mbap(8, write_register(5, 42)) + mbap(9, REPLY_10_20)
+    await stream.send_all(
+        mbap(7, READ_0_2) + mbap(8, raw.write_register(5, 42)) + mbap(9, READ_0_2)
+    )
+    expected = mbap(7, REPLY_10_20) + mbap(8, raw.write_register(5, 42)) + mbap(9, REPLY_10_20)
     assert await receive(stream, len(expected)) == expected
     await trio.testing.wait_all_tasks_blocked()
     assert [r.transaction_id for r in dev.recorder] == [7, 8, 9]
     assert [r.seq for r in dev.recorder] == [1, 2, 3]
     assert all(r.delivered and r.connection == 1 for r in dev.recorder)
-    assert dev.recorder[1].raw_in == mbap(8, write_register(5, 42))
-    assert dev.recorder[1].raw_out == mbap(8, write_register(5, 42))
+    assert dev.recorder[1].raw_in == mbap(8, raw.write_register(5, 42))
+    assert dev.recorder[1].raw_out == mbap(8, raw.write_register(5, 42))
     dev.recorder.assert_called(fc=6, address=5, value=42, times=1)
     dev.recorder.assert_called(function_code=3, times=2)
     dev.recorder.assert_not_called(fc=16)
@@ -150,7 +140,7 @@ async def test_assertion_tables_show_requests_faults_and_lost_replies(
 ) -> None:
     dev, stream = memory
     dev.faults.add(faults.NoReply(), function=6, phase="after")
-    await stream.send_all(mbap(1, write_register(5, 42)) + mbap(2, READ_0_2))
+    await stream.send_all(mbap(1, raw.write_register(5, 42)) + mbap(2, READ_0_2))
     assert await receive(stream, 13) == mbap(2, REPLY_10_20)
     with pytest.raises(AssertionError) as failure:
         dev.recorder.assert_sequence([{"fc": 3}, {"fc": 6}])
@@ -203,7 +193,7 @@ async def test_no_reply_before_or_after_execution(
     dev = device()
     dev.faults.add(faults.NoReply(), function=6, phase=phase)  # type: ignore[arg-type]
     async with dev.connect_memory() as stream:
-        await stream.send_all(mbap(1, write_register(5, 42)))
+        await stream.send_all(mbap(1, raw.write_register(5, 42)))
         assert await receive(stream, 12, timeout=3) == b""
     assert dev.datastore[1].holding_registers[5] == written
     [record] = dev.recorder
@@ -222,7 +212,7 @@ async def test_exception_reply_busy_then_ok_and_substitute(
         assert await receive(stream, 9) == mbap(tid, b"\x83\x06")
     await stream.send_all(mbap(3, READ_0_2))
     assert await receive(stream, 13) == mbap(3, REPLY_10_20)
-    await stream.send_all(mbap(4, write_register(5, 42)))
+    await stream.send_all(mbap(4, raw.write_register(5, 42)))
     assert await receive(stream, 9) == mbap(4, b"\x86\x0b")
     assert dev.datastore[1].holding_registers[5] == 0  # refused before execution
     await stream.send_all(mbap(5, bytes.fromhex("04 0000 0001")))
@@ -288,9 +278,9 @@ async def test_a_byte_fault_alters_the_rtu_reply(
 async def test_corrupt_checksum_breaks_the_ascii_lrc(autojump_clock: object) -> None:
     dev = device()
     dev.faults.add(faults.CorruptChecksum())
-    good = ascii_frame(REPLY_10_20)
+    good = raw.ascii(REPLY_10_20)
     async with dev.connect_memory(framer="ascii") as stream:
-        await stream.send_all(ascii_frame(READ_0_2))
+        await stream.send_all(raw.ascii(READ_0_2))
         reply = await receive(stream, 100, timeout=3)
     assert reply[:-4] == good[:-4] and reply[-2:] == b"\r\n"
     assert int(reply[-4:-2], 16) == int(good[-4:-2], 16) ^ 0xFF
@@ -319,7 +309,7 @@ async def test_stale_reply_resends_the_previous_one_and_garbage_is_seeded(
     dev.faults.add(faults.Garbage(size=5), nth=3, seed=1)
     await stream.send_all(mbap(1, READ_0_2))
     assert await receive(stream, 13) == mbap(1, REPLY_10_20)
-    await stream.send_all(mbap(2, write_register(1, 1)))
+    await stream.send_all(mbap(2, raw.write_register(1, 1)))
     assert await receive(stream, 13) == mbap(1, REPLY_10_20)  # the old reply, old tid
     await stream.send_all(mbap(3, READ_0_2))
     garbage = await receive(stream, 5)
@@ -340,7 +330,7 @@ async def _read_after_fault(fault: faults.Fault, phase: str) -> tuple[FakeDevice
     with trio.fail_after(TIMEOUT):
         async with dev.serve_tcp() as server:
             stream = await trio.open_tcp_stream(*server.address)
-            await stream.send_all(mbap(1, write_register(5, 42)))
+            await stream.send_all(mbap(1, raw.write_register(5, 42)))
             try:
                 data = await stream.receive_some(100)
                 outcome = "eof" if data == b"" else data.hex()
@@ -543,10 +533,10 @@ async def test_expectations_answer_before_the_datastore_and_verify_reports_unmet
         assert await receive(stream, 11) == mbap(tid, bytes.fromhex("03 02 1234"))
     await stream.send_all(mbap(3, READ_0_2))  # times=2 reached: the datastore answers
     assert await receive(stream, 13) == mbap(3, REPLY_10_20)
-    await stream.send_all(mbap(4, write_register(5, 1)))
+    await stream.send_all(mbap(4, raw.write_register(5, 1)))
     assert await receive(stream, 9) == mbap(4, b"\x86\x02")
-    await stream.send_all(mbap(5, write_register(9, 1)))
-    assert await receive(stream, 12) == mbap(5, write_register(9, 1))
+    await stream.send_all(mbap(5, raw.write_register(9, 1)))
+    assert await receive(stream, 12) == mbap(5, raw.write_register(9, 1))
     assert [len(e.calls) for e in (scripted, refused, observed, missing)] == [2, 1, 1, 0]
     with pytest.raises(AssertionError) as failure:
         dev.verify()
@@ -560,7 +550,7 @@ async def test_strict_mode_fails_on_traffic_no_expectation_takes(autojump_clock:
     dev = FakeDevice({1: {}}, strict=True)
     dev.expect(fc=3, times=None)
     async with dev.connect_memory() as stream:
-        await stream.send_all(mbap(1, READ_0_2) + mbap(2, write_register(1, 5)))
+        await stream.send_all(mbap(1, READ_0_2) + mbap(2, raw.write_register(1, 5)))
         await receive(stream, 13 + 12)
     with pytest.raises(AssertionError, match=r"unexpected: #2 06 WriteSingleRegisterRequest"):
         dev.verify()
@@ -574,7 +564,7 @@ async def test_ordered_expectations_are_met_in_order(
     second = dev.expect(fc=3, ordered=True, reply=bytes.fromhex("03 02 0002"))
     await stream.send_all(mbap(1, READ_0_2))  # not its turn: the datastore answers
     assert await receive(stream, 13) == mbap(1, REPLY_10_20)
-    await stream.send_all(mbap(2, write_register(0, 9)) + mbap(3, READ_0_2))
+    await stream.send_all(mbap(2, raw.write_register(0, 9)) + mbap(3, READ_0_2))
     assert await receive(stream, 12 + 11) == mbap(2, bytes.fromhex("06 0000 0001")) + mbap(
         3, bytes.fromhex("03 02 0002")
     )
