@@ -600,3 +600,20 @@ async def test_server_options_build_a_server_that_serves_the_device(nursery: tri
         dev.server_options("x")
     with pytest.raises(ConfigurationError, match="framer='socket' on a serial line"):
         dev.server_options("serial", "socket")
+
+
+async def test_a_fault_never_lands_on_a_reply_a_trace_hook_changed(
+    autojump_clock: object,
+) -> None:
+    def retouch(sending: bool, pdu: object) -> object:
+        return bytes.fromhex("03 02 0001") if sending else pdu  # every reply changed
+
+    dev = device()
+    dev.faults.add(faults.Truncate(keep=3), nth=1)
+    async with dev.connect_memory(trace_pdu=retouch) as stream:
+        await stream.send_all(mbap(1, READ_0_2) + mbap(2, READ_0_2))
+        expected = mbap(1, bytes.fromhex("03 02 0001")) + mbap(2, bytes.fromhex("03 02 0001"))
+        assert await receive(stream, len(expected), timeout=3) == expected
+    first, second = dev.recorder
+    assert "(not applied: the reply changed on its way out)" in first.faults
+    assert first.delivered and second.delivered

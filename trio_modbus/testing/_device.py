@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,16 +226,7 @@ class _FaultyStream(trio.abc.Stream):
         await self.inner.aclose()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        rest = bytes(data)
-        conn = self.conn
-        while rest and not conn.closed:
-            if not conn.outgoing:
-                await self.inner.send_all(rest)
-                return
-            item = conn.outgoing.popleft()
-            frame = item.frame if rest.startswith(item.frame) else rest
-            rest = rest[len(frame) :]
-            await _deliver(item, frame, conn, self._send, self._close)
+        await _send_replies(bytes(data), self.conn, self._send, self._close)
 
     async def _send(self, data: bytes) -> None:
         await self.inner.send_all(data)
@@ -266,12 +257,36 @@ def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
         stream = inner
 
 
+Send = Callable[[bytes], Awaitable[None]]
+Close = Callable[[bool], Awaitable[None]]
+
+
+async def _send_replies(data: bytes, conn: _Connection, send: Send, close: Close) -> None:
+    """Send one write of the server's: each reply the layer queued, with its fault.
+
+    The queue holds the replies of this write, in order. Bytes that are not the next queued
+    reply (a trace hook changed it on its way) go out as they are, and the replies among
+    them are noted as sent without their fault: a fault never lands on another reply's bytes.
+    """
+    rest = data
+    while rest and conn.outgoing and not conn.closed and rest.startswith(conn.outgoing[0].frame):
+        item = conn.outgoing.popleft()
+        rest = rest[len(item.frame) :]
+        await _deliver(item, item.frame, conn, send, close)
+    if conn.closed:
+        conn.outgoing.clear()  # what came after a close or reset is never sent
+        return
+    for item in conn.outgoing:
+        if item.rule is not None:
+            item.record.faults.append("(not applied: the reply changed on its way out)")
+        item.record.delivered = True
+    conn.outgoing.clear()
+    if rest:
+        await send(rest)
+
+
 async def _deliver(
-    item: _Outgoing,
-    frame: bytes,
-    conn: _Connection,
-    send: Any,
-    close: Any,
+    item: _Outgoing, frame: bytes, conn: _Connection, send: Send, close: Close
 ) -> None:
     """Send one reply's frame, with its byte-level fault applied; record what went out."""
     record = item.record
@@ -508,14 +523,7 @@ class FakeDevice:
             conn = device._connection(session, kind)
 
             async def send(data: bytes) -> None:
-                rest = data
-                while rest and conn.outgoing:
-                    item = conn.outgoing.popleft()
-                    frame = item.frame if rest.startswith(item.frame) else rest
-                    rest = rest[len(frame) :]
-                    await _deliver(item, frame, conn, datagram.send, _no_close)
-                if rest:
-                    await datagram.send(rest)
+                await _send_replies(data, conn, datagram.send, _no_close)
 
             return Datagram(datagram.data, send)
 
