@@ -365,12 +365,6 @@ async def settled(dev: FakeDevice, count: int) -> None:
 # Pairs that fail until a fix of trio_modbus/testing/_device.py (each fix removes its own).
 KNOWN_BUGS = {
     **dict.fromkeys(
-        [("memory", c) for c in ("close-before", "close-after", "reset-before", "reset-after")]
-        + [("memory", "garbage-then-close")],
-        "a memory stream is never closed: _deliver checks for transport 'stream', the "
-        "record says 'memory'",
-    ),
-    **dict.fromkeys(
         [("tls", "reset-before"), ("tls", "reset-after")],
         "Reset on TLS sends close_notify first: the client sees a clean close, not an RST",
     ),

@@ -300,11 +300,13 @@ async def _deliver(
 
     action = rule.action if rule is not None else None
     kind = conn.kind
-    stream_like = conn.transport in ("tcp", "tls", "stream")
+    stream_like = conn.transport in ("tcp", "tls", "memory")
     if action is None:
         await put(frame)
     elif isinstance(action, F.Close | F.Reset):
         if stream_like:
+            if isinstance(action, F.Reset) and conn.transport == "memory":
+                record.faults.append("(closed, not reset: no socket to reset)")
             await close(isinstance(action, F.Reset))
         else:
             record.faults.append("(no reply instead: this transport cannot close)")
