@@ -365,10 +365,6 @@ async def settled(dev: FakeDevice, count: int) -> None:
 # Pairs that fail until a fix of trio_modbus/testing/_device.py (each fix removes its own).
 KNOWN_BUGS = {
     **dict.fromkeys(
-        [("tls", "reset-before"), ("tls", "reset-after")],
-        "Reset on TLS sends close_notify first: the client sees a clean close, not an RST",
-    ),
-    **dict.fromkeys(
         [("udp", "garbage-then-close"), ("serial", "garbage-then-close")],
         "then_close is dropped silently on UDP and serial (no note)",
     ),

@@ -238,7 +238,8 @@ class _FaultyStream(trio.abc.Stream):
             sock = _socket_of(inner)
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            await inner.aclose()
+            # Forcefully: a TLS stream's aclose would send close_notify first (a clean end).
+            await trio.aclose_forcefully(inner)
         elif isinstance(inner, trio.abc.HalfCloseableStream):
             await inner.send_eof()
         else:
