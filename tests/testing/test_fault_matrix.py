@@ -364,10 +364,6 @@ async def settled(dev: FakeDevice, count: int) -> None:
 
 # Pairs that fail until a fix of trio_modbus/testing/_device.py (each fix removes its own).
 KNOWN_BUGS = {
-    **dict.fromkeys(
-        [("udp", "garbage-then-close"), ("serial", "garbage-then-close")],
-        "then_close is dropped silently on UDP and serial (no note)",
-    ),
     ("udp", "stale-reply"): "a datagram is a connection of its own: never a previous reply",
 }
 

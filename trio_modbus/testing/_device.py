@@ -313,6 +313,8 @@ async def _deliver(
             record.faults.append("(no reply instead: this transport cannot close)")
     elif isinstance(action, F.Garbage):
         assert rule is not None
+        if action.then_close and not stream_like:
+            record.faults.append("(not closed: this transport cannot close)")
         await put(bytes(rule.rng.randrange(256) for _ in range(action.size)))
         if action.then_close and stream_like:
             await close(False)
