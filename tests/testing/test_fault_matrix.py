@@ -362,19 +362,10 @@ async def settled(dev: FakeDevice, count: int) -> None:
     await trio.testing.wait_all_tasks_blocked()
 
 
-# Pairs that fail until a fix of trio_modbus/testing/_device.py (each fix removes its own).
-KNOWN_BUGS = {
-    ("udp", "stale-reply"): "a datagram is a connection of its own: never a previous reply",
-}
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_fault_on_the_wire(
     case: Case, transport: Transport, clock: trio.abc.Clock | None, request: pytest.FixtureRequest
 ) -> None:
-    bug = KNOWN_BUGS.get((transport.name, case.id))
-    if bug is not None:
-        request.applymarker(pytest.mark.xfail(reason=bug, strict=True))
     dev = make_device()
     rule = dev.faults.add(case.action, phase=case.phase, seed=GARBAGE_SEED, **case.rule)  # type: ignore[arg-type]
     first = 2 if case.warm_up else 1  # the tid (and seq) of the first faulted request

@@ -439,6 +439,9 @@ class FakeDevice:
         self._seq = 0
         self._connections = 0
         self._live: dict[int, _Connection] = {}
+        # The last reply sent to each UDP peer: a datagram is a connection of its own, and
+        # StaleReply resends the previous reply to the same client.
+        self._last_datagram_reply: dict[object, bytes] = {}
 
     # -- expectations ------------------------------------------------------------------------
 
@@ -526,9 +529,12 @@ class FakeDevice:
 
         def datagram_wrapper(datagram: Datagram, session: Session) -> Datagram:
             conn = device._connection(session, kind)
+            conn.last_frame = device._last_datagram_reply.get(session.peer)
 
             async def send(data: bytes) -> None:
                 await _send_replies(data, conn, datagram.send, _no_close)
+                if conn.last_frame is not None:
+                    device._last_datagram_reply[session.peer] = conn.last_frame
 
             return Datagram(datagram.data, send)
 
