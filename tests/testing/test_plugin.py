@@ -82,13 +82,15 @@ def entry_points() -> dict[str, str]:
     return dict(project["entry-points"]["pytest11"])
 
 
-def socket_fds() -> int:
-    """How many of this process's file descriptors are sockets."""
-    count = 0
+def sockets() -> set[str]:
+    """This process's open sockets (``socket:[inode]``)."""
+    found = set()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-    return count
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:"):
+                found.add(target)
+    return found
 
 
 @pytest.fixture
@@ -107,10 +109,10 @@ def tester(pytester: pytest.Pytester) -> Iterator[pytest.Pytester]:
     pytester.syspathinsert()
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     pytester.makepyfile(modbus_helpers=HELPERS)
-    threads, sockets = threading.active_count(), socket_fds()
+    threads, open_sockets = set(threading.enumerate()), sockets()
     yield pytester
-    assert threading.active_count() == threads
-    assert socket_fds() == sockets
+    assert set(threading.enumerate()) <= threads  # none new (another test's may have ended)
+    assert sockets() <= open_sockets
 
 
 def noted(pytester: pytest.Pytester, name: str) -> object:
