@@ -332,8 +332,10 @@ def test_the_factory_serves_several_devices_and_stops_them_all(tester: pytest.Py
             a.expect(fc=5, address=1)
             b.expect(fc=6, address=2)
 
+        from trio_modbus import ConfigurationError
+
         async def test_a_bad_transport(modbus_device_factory):
-            with pytest.raises(ValueError, match="transport='serial'"):
+            with pytest.raises(ConfigurationError, match="transport='serial'"):
                 await modbus_device_factory(transport="serial")
         """
     )

@@ -342,7 +342,7 @@ async def modbus_device_factory(
     ``transport`` may also be ``"udp"``, ``"rtu_over_tcp"`` or ``"tls"`` (give
     ``certfile``/``keyfile`` or ``ssl_context``), and ``serve_options`` go to the matching
     ``serve_*`` method. ``modbus_device_config`` and the marker do not apply: each call says
-    what it wants.
+    what it wants. An unknown transport raises ``ConfigurationError``.
 
     At teardown every device is stopped, connections left open are warned of
     (:class:`ModbusConnectionLeakWarning`) and every device is verified; the failures of
@@ -371,7 +371,9 @@ async def modbus_device_factory(
         **serve_options: Any,
     ) -> FakeDevice:
         if transport not in _SERVE:
-            raise ValueError(f"transport={transport!r}; allowed: {', '.join(_SERVE)}")
+            from trio_modbus import ConfigurationError
+
+            raise ConfigurationError(f"transport={transport!r}; allowed: {', '.join(_SERVE)}")
         device = _new_device(
             {
                 "units": units,
