@@ -736,6 +736,8 @@ class DeviceThread:
 
     Attributes:
         address: Where it serves: ``(host, port)``, or the serial device's path.
+        server: The server the thread runs (its ``statistics`` may be read from any
+            thread), or None before it starts.
     """
 
     def __init__(self, serve: Any, options: dict[str, Any]) -> None:
@@ -746,6 +748,7 @@ class DeviceThread:
         self._stop: trio.Event | None = None
         self._error: BaseException | None = None
         self.address: Any = None
+        self.server: BaseServer | None = None
         self._thread = threading.Thread(
             target=self._run, name="trio_modbus FakeDevice", daemon=True
         )
@@ -772,6 +775,7 @@ class DeviceThread:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         async with self._serve(**self._options) as server:
+            self.server = server
             self.address = getattr(server, "address", None) or self._options.get("port")
             self._started.set()
             await self._stop.wait()
