@@ -189,6 +189,12 @@ def _run_a_serving_block(code: str, cwd: Path) -> None:
 
 
 def _modules_with_examples() -> list[str]:
+    # Load every lazily exported name first: loading gives a name its public module, which is
+    # where the doctest finder then looks for its examples.
+    for package in _public_modules():
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            getattr(module, name)
     names = ["trio_modbus"] + [
         info.name
         for info in pkgutil.walk_packages(trio_modbus.__path__, "trio_modbus.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from types import ModuleType
 
 import pytest
@@ -60,12 +62,15 @@ def _defined_here(module: ModuleType) -> set[str]:
 def test_all_is_complete(name: str) -> None:
     module = importlib.import_module(name)
     if hasattr(module, "__path__"):  # a package: every name it binds is a re-export
+        for exported in module.__all__:  # a lazily exported name is bound once used
+            getattr(module, exported)
         bound = {
             n
             for n, obj in vars(module).items()
             if not n.startswith("_") and not inspect.ismodule(obj) and n != "annotations"
         }
-        extra = {"publish"}  # the helper that gives exported names their public path
+        # The helpers that give exported names their public path and load them lazily.
+        extra = {"publish", "lazy_exports"}
         assert bound - extra == set(module.__all__)
     else:
         assert _defined_here(module) <= set(module.__all__)
@@ -90,3 +95,14 @@ def test_the_server_classes_are_where_users_import_them() -> None:
     assert serve_tcp.__module__ == "trio_modbus.server"
     assert ModbusTcpServer.__module__ == "trio_modbus.server"  # pymodbus.server's name
     assert trio_modbus.ConfigurationError.__module__ == "trio_modbus"
+
+
+def test_importing_the_package_or_the_pytest_plugin_does_not_import_trio() -> None:
+    code = (
+        "import sys, trio_modbus, trio_modbus.testing, trio_modbus.testing.plugin\n"
+        "assert 'trio' not in sys.modules, 'trio imported'\n"
+        "trio_modbus.serve_tcp, trio_modbus.testing.FakeDevice\n"
+        "assert 'trio' in sys.modules\n"
+        "assert trio_modbus.testing.FakeDevice.__module__ == 'trio_modbus.testing'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["publish"]
+__all__ = ["lazy_exports", "publish"]
 
 
 def publish(package: str, namespace: Mapping[str, object], names: Iterable[str]) -> None:
@@ -27,3 +28,37 @@ def publish(package: str, namespace: Mapping[str, object], names: Iterable[str])
             private
         ):
             obj.__module__ = package
+
+
+def lazy_exports(
+    package: str, namespace: dict[str, object], where: Mapping[str, str]
+) -> Callable[[str], object]:
+    """A module ``__getattr__`` that imports each of ``where``'s names on first use.
+
+    ``where`` maps an exported name to the module defining it. On first use of any of them,
+    the whole module is imported, its exported names are published (see :func:`publish`) and
+    bound in ``namespace``, so later uses cost nothing. The package then imports nothing heavy
+    until a name is used: what the pytest plugin needs to cost nothing in a session that does
+    not use it.
+
+    Args:
+        package: The package's ``__name__``.
+        namespace: Its ``globals()``.
+        where: Exported name → the module that defines it.
+
+    Returns:
+        The function to bind as the package's ``__getattr__``.
+    """
+
+    def __getattr__(name: str) -> object:
+        module_name = where.get(name)
+        if module_name is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module = importlib.import_module(module_name)
+        names = [n for n, m in where.items() if m == module_name]
+        values = {n: getattr(module, n) for n in names}
+        publish(package, values, names)
+        namespace.update(values)
+        return values[name]
+
+    return __getattr__

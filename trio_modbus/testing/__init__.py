@@ -6,12 +6,16 @@ clients). It records every request (:class:`Recorder`) and applies faults from r
 (:mod:`trio_modbus.testing.faults`), each of which can be checked to have taken effect.
 """
 
-from trio_modbus._public import publish
-from trio_modbus.testing._config import FAULT_ACTIONS, add_faults, load_faults, load_units
-from trio_modbus.testing._data import DataView, TableView, UnitView
-from trio_modbus.testing._device import DeviceThread, FakeDevice
-from trio_modbus.testing._expect import Expectation, Reply
-from trio_modbus.testing._recorder import Criteria, Recorder, RequestRecord
+import typing
+
+from trio_modbus._public import lazy_exports
+
+if typing.TYPE_CHECKING:
+    from trio_modbus.testing._config import FAULT_ACTIONS, add_faults, load_faults, load_units
+    from trio_modbus.testing._data import DataView, TableView, UnitView
+    from trio_modbus.testing._device import DeviceThread, FakeDevice
+    from trio_modbus.testing._expect import Expectation, Reply
+    from trio_modbus.testing._recorder import Criteria, Recorder, RequestRecord
 
 __all__ = [
     "FAULT_ACTIONS",
@@ -30,4 +34,21 @@ __all__ = [
     "load_units",
 ]
 
-publish(__name__, globals(), __all__)
+# Imported when first used: the pytest plugin (trio_modbus.testing.plugin) is loaded in every
+# pytest session where trio_modbus is installed, and must not import Trio there.
+__getattr__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        **dict.fromkeys(
+            ["FAULT_ACTIONS", "add_faults", "load_faults", "load_units"],
+            "trio_modbus.testing._config",
+        ),
+        **dict.fromkeys(["DataView", "TableView", "UnitView"], "trio_modbus.testing._data"),
+        **dict.fromkeys(["DeviceThread", "FakeDevice"], "trio_modbus.testing._device"),
+        **dict.fromkeys(["Expectation", "Reply"], "trio_modbus.testing._expect"),
+        **dict.fromkeys(
+            ["Criteria", "Recorder", "RequestRecord"], "trio_modbus.testing._recorder"
+        ),
+    },
+)

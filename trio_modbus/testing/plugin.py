@@ -20,9 +20,8 @@ then checks the device:
   async fixture's teardown runs inside the test, so this is reported as the test's failure;
   for the synchronous fixtures, as an error at teardown.
 
-The module itself imports only pytest and the standard library; the device and Trio are
-imported when a fixture first runs. (Its parent packages, ``trio_modbus`` and
-``trio_modbus.testing``, still import Trio and the servers when pytest loads the plugin.)
+The module imports only pytest and the standard library, and its parent packages load their
+names lazily: a pytest session that uses no fixture of it never imports Trio or the servers.
 """
 
 from __future__ import annotations
