@@ -617,3 +617,22 @@ async def test_a_fault_never_lands_on_a_reply_a_trace_hook_changed(
     first, second = dev.recorder
     assert "(not applied: the reply changed on its way out)" in first.faults
     assert first.delivered and second.delivered
+
+
+async def test_reset_forgets_records_rules_and_expectations_but_keeps_the_data(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    dev.faults.add(faults.Busy(), nth=1)
+    dev.expect(fc=16)
+    await stream.send_all(mbap(1, raw.write_register(3, 9)))
+    assert await receive(stream, 9) == mbap(1, b"\x86\x06")
+    dev.datastore[1].holding_registers[3] = 9
+    dev.reset()
+    assert (len(dev.recorder), dev.faults.rules, dev.expectations.items) == (0, [], [])
+    dev.verify()  # nothing expected any more
+    dev.faults.add(faults.ExceptionReply(4), nth=1)  # numbering restarted: the next is #1
+    await stream.send_all(mbap(2, READ_0_2))
+    assert await receive(stream, 9) == mbap(2, b"\x83\x04")
+    assert dev.recorder[0].seq == 1
+    assert dev.datastore[1].holding_registers[3] == 9

@@ -480,6 +480,22 @@ class FakeDevice:
             criteria, reply=reply, times=times, ordered=ordered, required=required, **fields
         )
 
+    def reset(self) -> None:
+        """Forget the records, fault rules and expectations; numbering starts again at 1.
+
+        The data is kept (set it through :attr:`datastore`). Request numbers (``nth=``)
+        restart at once, connection numbers (``connection=``) once no connection is open.
+        Call it between the phases of a test, or between tests sharing a device, while no
+        request is in progress.
+        """
+        self.recorder.clear()
+        self.faults.clear()
+        self.expectations.items.clear()
+        self.expectations.unexpected.clear()
+        self._seq = 0
+        if not self._live:
+            self._connections = 0
+
     def verify(self) -> None:
         """Check the expectations: each required one met and, in strict mode, no surprise.
 

@@ -528,20 +528,6 @@ def modbus_device_thread_session(
     return _modbus_session_thread[0]
 
 
-def _reset(device: FakeDevice) -> None:
-    """Forget the records, faults and expectations; numbering starts again at 1.
-
-    Done between tests, while no request is in progress (the device thread is idle).
-    """
-    device.recorder.clear()
-    device.faults.clear()
-    device.expectations.items.clear()
-    device.expectations.unexpected.clear()
-    device._seq = 0  # the fault rules' nth= counts from here
-    if not device._live:  # connection numbers (Refuse, connection=) restart too
-        device._connections = 0
-
-
 @pytest.fixture
 def modbus_device_thread_shared(
     _modbus_session_thread: tuple[FakeDevice, DeviceThread],
@@ -560,13 +546,13 @@ def modbus_device_thread_shared(
         The session's :class:`~trio_modbus.testing.FakeDevice` (``modbus_device_thread_session``).
     """
     device, thread = _modbus_session_thread
-    _reset(device)
+    device.reset()
     yield device
     try:
         leaked = _settle_thread(thread)
         _check([(device, leaked, _leak_message(leaked, device))])
     finally:
-        _reset(device)
+        device.reset()
 
 
 # -- a serial line -------------------------------------------------------------------------------
