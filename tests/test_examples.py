@@ -49,6 +49,7 @@ def test_every_example_has_a_test() -> None:
         "read_client",
         "test_poller",
         "test_sync_client",
+        "test_plugin_fixtures",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
@@ -182,7 +183,13 @@ async def test_graceful_shutdown_example(nursery: trio.Nursery) -> None:
 
 @pytest.mark.slow  # pytest in a process of its own
 @pytest.mark.parametrize(
-    ("example", "passed"), [("pytest_fixture", 1), ("test_poller", 2), ("test_sync_client", 1)]
+    ("example", "passed"),
+    [
+        ("pytest_fixture", 1),
+        ("test_poller", 2),
+        ("test_sync_client", 1),
+        ("test_plugin_fixtures", 3),
+    ],
 )
 def test_pytest_examples(example: str, passed: int) -> None:
     result = subprocess.run(

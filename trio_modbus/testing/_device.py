@@ -483,7 +483,7 @@ class FakeDevice:
     def reset(self) -> None:
         """Forget the records, fault rules and expectations; numbering starts again at 1.
 
-        The data is kept (set it through :attr:`datastore`). Request numbers (``nth=``)
+        The data is kept (set it through ``datastore``). Request numbers (``nth=``)
         restart at once, connection numbers (``connection=``) once no connection is open.
         Call it between the phases of a test, or between tests sharing a device, while no
         request is in progress.
