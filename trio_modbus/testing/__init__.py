@@ -13,9 +13,10 @@ from trio_modbus._public import lazy_exports
 if typing.TYPE_CHECKING:
     from trio_modbus.testing._config import FAULT_ACTIONS, add_faults, load_faults, load_units
     from trio_modbus.testing._data import DataView, TableView, UnitView
-    from trio_modbus.testing._device import DeviceThread, FakeDevice
+    from trio_modbus.testing._device import FakeDevice
     from trio_modbus.testing._expect import Expectation, Reply
     from trio_modbus.testing._recorder import Criteria, Recorder, RequestRecord
+    from trio_modbus.testing._thread import DeviceThread
 
 __all__ = [
     "FAULT_ACTIONS",
@@ -45,7 +46,8 @@ __getattr__ = lazy_exports(
             "trio_modbus.testing._config",
         ),
         **dict.fromkeys(["DataView", "TableView", "UnitView"], "trio_modbus.testing._data"),
-        **dict.fromkeys(["DeviceThread", "FakeDevice"], "trio_modbus.testing._device"),
+        "DeviceThread": "trio_modbus.testing._thread",
+        "FakeDevice": "trio_modbus.testing._device",
         **dict.fromkeys(["Expectation", "Reply"], "trio_modbus.testing._expect"),
         **dict.fromkeys(
             ["Criteria", "Recorder", "RequestRecord"], "trio_modbus.testing._recorder"
