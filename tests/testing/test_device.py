@@ -636,3 +636,16 @@ async def test_reset_forgets_records_rules_and_expectations_but_keeps_the_data(
     assert await receive(stream, 9) == mbap(2, b"\x83\x04")
     assert dev.recorder[0].seq == 1
     assert dev.datastore[1].holding_registers[3] == 9
+
+
+async def test_records_name_their_rule_and_time_their_reply(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    first = dev.faults.add(faults.Busy(), nth=5)
+    second = dev.faults.add(faults.Delay(1.5), nth=1)
+    await stream.send_all(mbap(1, READ_0_2))
+    assert await receive(stream, 13) == mbap(1, REPLY_10_20)
+    [record] = dev.recorder
+    assert (first.id, second.id, record.rule_id) == (1, 2, 2)
+    assert record.sent_at is not None and record.sent_at - record.time == pytest.approx(1.5)

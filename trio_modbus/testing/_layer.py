@@ -58,6 +58,7 @@ class DeviceLayer(ServiceLayer):
         action = rule.action if rule is not None else None
         if rule is not None:
             record.faults.append(rule.label())
+            record.rule_id = rule.id
             log.info(
                 "request #%d (unit %d, fc %02X): fault %s",
                 record.seq,

@@ -75,7 +75,10 @@ class RequestRecord:
             ``ExceptionResponse``, or None when it produced none.
         raw_out: The bytes put on the wire for it (after byte-level faults), or None.
         faults: The names of the faults applied to it, in order.
+        rule_id: The ``id`` of the fault rule that fired for it, or None.
         delivered: True once its reply's bytes were handed to the transport.
+        sent_at: Trio's clock when its reply's bytes were handed to the transport, else None
+            (``sent_at - time`` is the device's latency).
     """
 
     seq: int
@@ -91,7 +94,9 @@ class RequestRecord:
     response: bytes | ExceptionResponse | None = None
     raw_out: bytes | None = None
     faults: list[str] = field(default_factory=list)
+    rule_id: int | None = None
     delivered: bool = False
+    sent_at: float | None = None
 
     @property
     def sub_function(self) -> int | None:

@@ -209,6 +209,8 @@ async def deliver(
             altered = frame
         await put(altered)
     conn.last_frame = frame
+    if sent:
+        record.sent_at = trio.current_time()
     record.raw_out = sent if sent else None
     # Delivered: this reply went out, whole or altered; not garbage or another reply instead.
     record.delivered = bool(sent) and not isinstance(action, F.Garbage | F.StaleReply)

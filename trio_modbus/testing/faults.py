@@ -271,6 +271,8 @@ class Rule:
         phase: ``"before"`` or ``"after"`` execution.
         matched: Matching requests seen so far (those skipped included).
         fired: Times the action was applied.
+        id: The rule's number in its ``Faults`` (1 for the first added, never reused):
+            what the recorder's records and the simulator's call log name it by.
     """
 
     action: Fault
@@ -289,6 +291,7 @@ class Rule:
     matched: int = 0
     fired: int = 0
     added_at: float | None = None
+    id: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def label(self) -> str:
@@ -352,6 +355,7 @@ class Faults:
 
     def __init__(self) -> None:
         self.rules: list[Rule] = []
+        self._added = 0  # rules ever added: the next rule's id is this plus one
 
     def add(
         self,
@@ -411,9 +415,11 @@ class Faults:
             raise ConfigurationError(f"probability={probability!r}: must be in (0, 1]")
         if seed is None:
             seed = random.randrange(2**32)
+        self._added += 1
         rule = Rule(
             action,
             chosen,
+            id=self._added,
             unit=unit,
             function=function,
             sub_function=sub_function,
