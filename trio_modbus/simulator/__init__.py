@@ -1,0 +1,53 @@
+"""pymodbus's JSON simulator, read unchanged: configuration, the simulated device and actions.
+
+:func:`load_config` reads a pymodbus ``setup.json`` (or the built-in default) into a
+:class:`SimulatorConfig`; :meth:`SimulatorConfig.select` picks a server and a device; a
+:class:`SimulatorData` holds the device's cells and answers Modbus requests through
+:meth:`SimulatorData.context`, as pymodbus's simulator answers them where pymodbus follows
+the Modbus specification.
+"""
+
+from trio_modbus._public import publish
+from trio_modbus.simulator._config import (
+    BUILTIN_ACTIONS,
+    CELL_TYPES,
+    CellType,
+    DeviceConfig,
+    RepeatEntry,
+    ServerConfig,
+    SimulatorConfig,
+    TypeEntry,
+    load_config,
+    load_custom_actions,
+)
+from trio_modbus.simulator._datastore import (
+    VALUE_TYPES,
+    Cell,
+    SimulatorData,
+    SimulatorDeviceContext,
+    build_server_context,
+    decode_value,
+    encode_value,
+)
+
+__all__ = [
+    "BUILTIN_ACTIONS",
+    "CELL_TYPES",
+    "VALUE_TYPES",
+    "Cell",
+    "CellType",
+    "DeviceConfig",
+    "RepeatEntry",
+    "ServerConfig",
+    "SimulatorConfig",
+    "SimulatorData",
+    "SimulatorDeviceContext",
+    "TypeEntry",
+    "build_server_context",
+    "decode_value",
+    "encode_value",
+    "load_config",
+    "load_custom_actions",
+]
+
+publish(__name__, globals(), __all__)
