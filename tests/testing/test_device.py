@@ -649,3 +649,28 @@ async def test_records_name_their_rule_and_time_their_reply(
     [record] = dev.recorder
     assert (first.id, second.id, record.rule_id) == (1, 2, 2)
     assert record.sent_at is not None and record.sent_at - record.time == pytest.approx(1.5)
+
+
+async def test_a_spent_rule_leaves_the_list_and_keeps_its_counts(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    busy = dev.faults.add(faults.Busy(), times=2)
+    slow = dev.faults.add(faults.Delay(1), duration=5, function=4)
+    for tid in (1, 2):
+        await stream.send_all(mbap(tid, READ_0_2))
+        assert await receive(stream, 9) == mbap(tid, b"\x83\x06")
+        assert (busy in dev.faults.rules) == (tid == 1)
+    assert busy.fired == 2
+    await trio.sleep(10)
+    await stream.send_all(mbap(3, raw.read_input_registers(0, 1)))
+    assert await receive(stream, 11) == mbap(3, bytes.fromhex("04 02 0000"))
+    assert slow not in dev.faults.rules and slow.fired == 0
+
+
+async def test_a_unit_the_device_does_not_hold_gets_0b_or_silence(autojump_clock: object) -> None:
+    for ignore, expected in ((False, mbap(1, b"\x83\x0b", unit=9)), (True, b"")):
+        dev = FakeDevice({1: {}}, ignore_missing_devices=ignore)
+        async with dev.connect_memory() as stream:
+            await stream.send_all(mbap(1, READ_0_2, unit=9))
+            assert await receive(stream, 9, timeout=2) == expected

@@ -55,6 +55,8 @@ class FakeDevice:
         identity: What function 0x2B/0x0E (read device identification) answers.
         strict: Every request must match an expectation (:meth:`expect`); :meth:`verify`
             fails on one that did not.
+        ignore_missing_devices: Give no reply, instead of exception 0B, to a unit id the
+            device does not hold (on TCP; a serial line never answers one).
 
     Attributes:
         context: The datastore (a ``ModbusServerContext``).
@@ -84,6 +86,7 @@ class FakeDevice:
         sparse: bool = False,
         identity: ModbusDeviceIdentification | None = None,
         strict: bool = False,
+        ignore_missing_devices: bool = False,
     ) -> None:
         if context is not None and units is not None:
             raise ConfigurationError("give units or context, not both")
@@ -98,7 +101,12 @@ class FakeDevice:
         self.expectations = Expectations()
         self.strict = strict
         self.identity = identity
-        self.service = DeviceLayer(DatastoreService(self.context, identity=identity), self)
+        self.service = DeviceLayer(
+            DatastoreService(
+                self.context, identity=identity, ignore_missing_devices=ignore_missing_devices
+            ),
+            self,
+        )
         self.address: Any = None
         self._seq = 0
         self._connections = 0

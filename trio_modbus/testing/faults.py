@@ -10,6 +10,7 @@ ones act on the reply's frame as it is sent; ``Refuse`` acts on new connections.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -386,7 +387,8 @@ class Faults:
             connection: Connection numbers (1 is the device's first connection).
             times: Fire at most this many times; None: every time.
             skip: Let the first ``skip`` matching requests through first.
-            duration: Seconds (Trio's clock, from the first request it sees) it stays active.
+            duration: Seconds (Trio's clock) it stays active, from when it is added (added
+                outside a Trio run: from the first request it sees).
             probability: Chance (0..1) it fires for a matching request.
             seed: Seed of the rule's random generator (chance, jitter, garbage); None picks
                 one, shown in the recorder's table so a failure can be replayed.
@@ -433,6 +435,8 @@ class Faults:
             seed=seed,
             rng=random.Random(seed),
         )
+        with contextlib.suppress(RuntimeError):  # outside a Trio run: from its first request
+            rule.added_at = trio.current_time()
         self.rules.append(rule)
         return rule
 
@@ -459,22 +463,39 @@ class Faults:
         return [r for r in self.rules if r.fired == 0]
 
     def select(self, record: RequestRecord) -> Rule | None:
-        """The rule that fires for a request (the first one), counting it; None if none."""
+        """The rule that fires for a request (the first one), counting it; None if none.
+
+        A rule that has fired its ``times`` is removed from :attr:`rules` as it fires for
+        the last time (the rule object keeps its counts); one whose ``duration`` is over is
+        removed when a request next meets it.
+        """
         now = trio.current_time()
-        for rule in self.rules:
-            if rule.matches(record) and rule.take(now):
+        for rule in list(self.rules):
+            if not rule.matches(record):
+                continue
+            fired = rule.take(now)
+            if rule.expired(now):
+                self.remove(rule)
+            if fired:
                 return rule
         return None
 
     def refuses(self, connection: int) -> Rule | None:
-        """The ``Refuse`` rule that fires for a new connection, counting it; None if none."""
+        """The ``Refuse`` rule that fires for a new connection, counting it; None if none.
+
+        Spent rules leave :attr:`rules` as in :meth:`select`.
+        """
         now = trio.current_time()
-        for rule in self.rules:
-            if (
+        for rule in list(self.rules):
+            if not (
                 isinstance(rule.action, Refuse)
                 and _in(connection, rule.connection)
                 and _in(connection, rule.nth)
-                and rule.take(now)
             ):
+                continue
+            fired = rule.take(now)
+            if rule.expired(now):
+                self.remove(rule)
+            if fired:
                 return rule
         return None
