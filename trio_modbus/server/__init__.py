@@ -6,6 +6,8 @@ server classes) is the primary one. The pymodbus-compatible names (``ModbusTcpSe
 use only what it offers publicly.
 """
 
+import typing
+
 from trio_modbus._public import publish
 
 from ._compat import ModbusBaseRequestHandler as ModbusBaseRequestHandler
@@ -67,6 +69,7 @@ __all__ = [
     "ModbusConnectedRequestHandler",
     "ModbusDisconnectedRequestHandler",
     "ModbusSerialServer",
+    "ModbusSimulatorServer",
     "ModbusSingleRequestHandler",
     "ModbusTcpServer",
     "ModbusTlsServer",
@@ -104,4 +107,17 @@ __all__ = [
     "wait_for_servers",
 ]
 
-publish(__name__, globals(), __all__)
+publish(__name__, globals(), [name for name in __all__ if name != "ModbusSimulatorServer"])
+
+if typing.TYPE_CHECKING:
+    from trio_modbus.simulator import ModbusSimulatorServer as ModbusSimulatorServer
+
+
+def __getattr__(name: str) -> object:
+    """``ModbusSimulatorServer``, imported on first use (it needs the ``simulator`` extra)."""
+    if name == "ModbusSimulatorServer":
+        from trio_modbus.simulator import ModbusSimulatorServer
+
+        globals()[name] = ModbusSimulatorServer
+        return ModbusSimulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,6 +29,7 @@ from trio_modbus.simulator._datastore import (
     decode_value,
     encode_value,
 )
+from trio_modbus.simulator._server import ModbusSimulatorServer
 
 __all__ = [
     "BUILTIN_ACTIONS",
@@ -37,6 +38,7 @@ __all__ = [
     "Cell",
     "CellType",
     "DeviceConfig",
+    "ModbusSimulatorServer",
     "RepeatEntry",
     "ServerConfig",
     "SimulatorConfig",

@@ -1,0 +1,305 @@
+"""The simulator's HTTP API (starlette, served by hypercorn's Trio worker).
+
+``/api/v1`` is the native JSON API, with real status codes: status, calls, faults and log.
+Its fault rules take the same fields as a ``[[fault]]`` table of a faults file (see
+``trio_modbus.testing.load_faults``): one schema for files, Python and HTTP.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from trio_modbus._errors import ConfigurationError
+from trio_modbus.pdu import FunctionCode
+
+if TYPE_CHECKING:
+    from trio_modbus.testing import RequestRecord
+    from trio_modbus.testing.faults import Rule
+
+    from ._server import ModbusSimulatorServer
+
+__all__ = ["LogBuffer", "build_app"]
+
+LOG_LINES = 1000  # log records the log endpoint keeps
+CALLS_PAGE = 100  # calls a GET returns unless ?limit= says otherwise
+MAX_BODY = 64 * 1024  # bytes a JSON request body may have
+
+
+class LogBuffer(logging.Handler):
+    """Keeps the last ``LOG_LINES`` log records of the ``trio_modbus`` loggers."""
+
+    def __init__(self, capacity: int = LOG_LINES) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep one record (as a JSON-ready dict)."""
+        self.count += 1
+        self.lines.append(
+            {
+                "seq": self.count,
+                "time": record.created,
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _function_name(code: int) -> str:
+    try:
+        return FunctionCode(code).name.lower()
+    except ValueError:
+        return f"function_{code:02x}"
+
+
+def record_json(record: RequestRecord, start: float) -> dict[str, Any]:
+    """One call of the call log, as JSON."""
+    from trio_modbus.testing._recorder import spans
+
+    span = spans(record.request)
+    peer = record.peer
+    return {
+        "seq": record.seq,
+        "time": round(record.time - start, 6),
+        "connection": record.connection,
+        "peer": list(peer) if isinstance(peer, tuple) else (None if peer is None else str(peer)),
+        "transport": record.transport,
+        "transaction_id": record.transaction_id,
+        "unit": record.unit,
+        "function_code": record.function_code,
+        "function": _function_name(record.function_code),
+        "address": span[0][1] if span else None,
+        "count": span[0][2] if span else None,
+        "request": record.summary(),
+        "request_hex": record.raw_in.hex(" "),
+        "reply": record.reply_summary(),
+        "reply_hex": None if record.raw_out is None else record.raw_out.hex(" "),
+        "exception_code": record.exception_code,
+        "faults": list(record.faults),
+        "rule_id": record.rule_id,
+        "delivered": record.delivered,
+        "latency": None if record.sent_at is None else round(record.sent_at - record.time, 6),
+    }
+
+
+def rule_json(rule: Rule, now: float) -> dict[str, Any]:
+    """One fault rule, as JSON (the fields a POST takes, and its state)."""
+    from trio_modbus.testing import FAULT_ACTIONS
+
+    names = {cls: name for name, cls in FAULT_ACTIONS.items()}
+    action = rule.action
+    parameters = {
+        f.name: (v.hex(" ") if isinstance(v := getattr(action, f.name), bytes) else v)
+        for f in dataclasses.fields(action)
+    }
+
+    def match(value: Any) -> Any:
+        if isinstance(value, range):
+            return f"{value.start}..{value.stop - 1}"
+        if isinstance(value, set | frozenset):
+            return sorted(value)
+        return value
+
+    expires = None
+    if rule.duration is not None and rule.added_at is not None:
+        expires = max(0.0, rule.duration - (now - rule.added_at))
+    return {
+        "id": rule.id,
+        "action": names.get(type(action), type(action).__name__),
+        **parameters,
+        "phase": rule.phase,
+        **{
+            key: match(getattr(rule, key))
+            for key in ("unit", "function", "sub_function", "address", "nth", "connection")
+            if getattr(rule, key) is not None
+        },
+        "times": rule.times,
+        "skip": rule.skip,
+        "duration": rule.duration,
+        "probability": rule.probability,
+        "seed": rule.seed,
+        "matched": rule.matched,
+        "fired": rule.fired,
+        "remaining": None if rule.times is None else rule.times - rule.fired,
+        "expires_in": expires,
+    }
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body; ValueError with a message when it is not JSON."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ValueError("send the body as application/json")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ValueError(f"the body is over {MAX_BODY} bytes")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> Starlette:
+    """The simulator's HTTP application.
+
+    Args:
+        simulator: The simulator it shows and steers.
+        token: When given, every ``/api/v1`` request needs ``Authorization: Bearer <token>``.
+
+    Returns:
+        An ASGI application.
+    """
+    device = simulator.device
+    from trio_modbus.testing import add_faults
+
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        async def check(request: Request) -> Response:
+            if token is not None:
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return _error(401, "give Authorization: Bearer <token>")
+            return await endpoint(request)
+
+        return check
+
+    def now() -> float:
+        import trio
+
+        return trio.current_time()
+
+    async def status(request: Request) -> Response:
+        server = simulator.modbus_server
+        statistics = dataclasses.asdict(server.statistics) if server is not None else {}
+        started = simulator.started_at
+        return JSONResponse(
+            {
+                "uptime": None if started is None else round(now() - started, 3),
+                "modbus": {
+                    "comm": simulator.server_config.comm,
+                    "address": _address(simulator.modbus_address),
+                },
+                "http": _address(simulator.http_address),
+                "units": sorted(simulator.device.datastore),
+                "statistics": statistics,
+                "calls": len(device.recorder),
+                "faults": len(device.faults.rules),
+            }
+        )
+
+    async def calls(request: Request) -> Response:
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", CALLS_PAGE))
+            since = int(query.get("since", 0))
+            unit = None if "unit" not in query else int(query["unit"])
+            function = None if "function" not in query else int(query["function"], 0)
+            address = None if "address" not in query else int(query["address"])
+        except ValueError:
+            return _error(400, "limit, since, unit, function and address are integers")
+        if limit < 1:
+            return _error(400, f"limit={limit}; give 1 or more")
+        errors_only = query.get("errors") in ("1", "true", "yes")
+        start = simulator.started_at or 0.0
+        selected = []
+        for record in device.recorder:
+            if record.seq <= since:
+                continue
+            if unit is not None and record.unit != unit:
+                continue
+            if function is not None and record.function_code != function:
+                continue
+            if address is not None and not _touches(record, address):
+                continue
+            if errors_only and record.exception_code is None and record.delivered:
+                continue
+            selected.append(record)
+        return JSONResponse(
+            {
+                "total": len(device.recorder),
+                "calls": [record_json(r, start) for r in selected[-limit:]],
+            }
+        )
+
+    async def clear_calls(request: Request) -> Response:
+        device.recorder.clear()
+        return Response(status_code=204)
+
+    async def faults(request: Request) -> Response:
+        current = now()
+        return JSONResponse({"faults": [rule_json(r, current) for r in device.faults.rules]})
+
+    async def add_fault(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not isinstance(body, dict):
+            return _error(400, "give one fault rule as a JSON object")
+        try:
+            [rule] = add_faults([body], device.faults)
+        except ConfigurationError as exc:
+            return _error(422, str(exc))
+        return JSONResponse(rule_json(rule, now()), status_code=201)
+
+    async def delete_fault(request: Request) -> Response:
+        wanted = request.path_params["rule_id"]
+        for rule in device.faults.rules:
+            if rule.id == wanted:
+                device.faults.remove(rule)
+                return Response(status_code=204)
+        return _error(404, f"no fault rule {wanted}")
+
+    async def clear_faults(request: Request) -> Response:
+        device.faults.clear()
+        return Response(status_code=204)
+
+    async def log_lines(request: Request) -> Response:
+        try:
+            since = int(request.query_params.get("since", 0))
+        except ValueError:
+            return _error(400, "since is an integer")
+        lines = [line for line in simulator.log_buffer.lines if line["seq"] > since]
+        return JSONResponse({"lines": lines})
+
+    routes = [
+        Route("/api/v1/status", guarded(status), methods=["GET"]),
+        Route("/api/v1/calls", guarded(calls), methods=["GET"]),
+        Route("/api/v1/calls", guarded(clear_calls), methods=["DELETE"]),
+        Route("/api/v1/faults", guarded(faults), methods=["GET"]),
+        Route("/api/v1/faults", guarded(add_fault), methods=["POST"]),
+        Route("/api/v1/faults", guarded(clear_faults), methods=["DELETE"]),
+        Route("/api/v1/faults/{rule_id:int}", guarded(delete_fault), methods=["DELETE"]),
+        Route("/api/v1/log", guarded(log_lines), methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _address(address: Any) -> Any:
+    return list(address) if isinstance(address, tuple) else address
+
+
+def _touches(record: RequestRecord, address: int) -> bool:
+    from trio_modbus.testing._recorder import overlaps
+
+    return overlaps(record.request, address)

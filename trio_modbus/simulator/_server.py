@@ -1,0 +1,321 @@
+"""ModbusSimulatorServer: pymodbus's simulator API, on Trio, with its HTTP side."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+import threading
+import time
+from collections.abc import Generator, Mapping
+from types import TracebackType
+from typing import Any, cast
+
+import sniffio
+import trio
+
+from trio_modbus._errors import ConfigurationError
+
+__all__ = ["ModbusSimulatorServer"]
+
+log = logging.getLogger("trio_modbus.simulator")
+
+DEFAULT_HTTP_HOST = "localhost"  # the seed's default (pymodbus binds 0.0.0.0)
+DEFAULT_HTTP_PORT = 8080  # the seed's default
+
+
+class ModbusSimulatorServer:
+    """A simulated Modbus device from a pymodbus simulator JSON file, with an HTTP API.
+
+    The constructor reads and checks the configuration and needs no running loop. Run it
+    under Trio (``async with``, ``await nursery.start(sim.run_forever)`` or ``await
+    sim.run_forever()``) or under asyncio (``await sim.run_forever()``, as pymodbus's
+    example does). It reports started once both the Modbus listener and the HTTP server are
+    bound; ``modbus_address`` and ``http_address`` then hold where (port 0 picks a free one).
+
+    Args:
+        modbus_server: The ``server_list`` entry to run; None: the only (or first) one.
+        modbus_device: The ``device_list`` entry to simulate; None: the only (or first) one.
+        http_host: Where the HTTP API listens (``"localhost"``).
+        http_port: Its port (8080); 0 picks a free one.
+        json_file: The configuration file; None: the built-in default (Modbus/TCP on
+            127.0.0.1:5020).
+        custom_actions_module: A dotted module name or a ``.py`` path whose
+            ``custom_actions_dict`` adds actions.
+        web_app_path: A folder whose files override the web pages' templates and static files.
+        config: The configuration as a mapping, instead of ``json_file``.
+        log_file: A file to append the simulator's log to, besides the log page.
+        seed: Seed of the random actions.
+        token: A bearer token the HTTP API requires (``Authorization: Bearer <token>``).
+        allow_unauthenticated: Serve HTTP beyond the loopback interface without a token
+            (refused otherwise: anyone on the network could change the device).
+
+    Raises:
+        ConfigurationError: The configuration is unreadable or wrong (the JSON path and the
+            valid choices are named), or both ``json_file`` and ``config`` were given.
+    """
+
+    def __init__(
+        self,
+        modbus_server: str | None = None,
+        modbus_device: str | None = None,
+        http_host: str = DEFAULT_HTTP_HOST,
+        http_port: int = DEFAULT_HTTP_PORT,
+        json_file: str | os.PathLike[str] | None = None,
+        custom_actions_module: str | os.PathLike[str] | None = None,
+        web_app_path: str | os.PathLike[str] | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        token: str | None = None,
+        allow_unauthenticated: bool = False,
+    ) -> None:
+        from ._config import load_config
+
+        if json_file is not None and config is not None:
+            raise ConfigurationError("give json_file or config, not both")
+        if not isinstance(http_port, int) or not 0 <= http_port <= 65535:
+            raise ConfigurationError(f"http_port={http_port!r}; give 0..65535 (0: a free port)")
+        if token is None and not allow_unauthenticated and not _loopback(http_host):
+            raise ConfigurationError(
+                f"http_host={http_host!r} is reachable from the network: give token= (clients "
+                "then send Authorization: Bearer <token>), or allow_unauthenticated=True"
+            )
+        self.config = load_config(
+            config if config is not None else json_file,
+            custom_actions_module=custom_actions_module,
+        )
+        self.server_config, self.device_config = self.config.select(modbus_server, modbus_device)
+        self.http_host = http_host
+        self.http_port = http_port
+        self.web_app_path = web_app_path
+        self.log_file = log_file
+        self.seed = seed
+        from trio_modbus.testing import FakeDevice
+
+        from ._datastore import SimulatorData, build_server_context
+        from ._http import LogBuffer
+
+        self.data = SimulatorData(
+            self.device_config,
+            custom_actions=self.config.custom_actions,
+            clock=_clock,
+            seed=seed,
+        )
+        self.device = FakeDevice(
+            context=build_server_context(self.data, self.server_config),
+            identity=self.server_config.make_identity(),
+            ignore_missing_devices=self.server_config.ignore_missing_devices,
+        )
+        self.token = token
+        self.log_buffer = LogBuffer()
+        self.modbus_server: Any = None
+        self.modbus_address: Any = None
+        self.http_address: tuple[str, int] | None = None
+        self.started_at: float | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: int | None = None
+        self._scope: trio.CancelScope | None = None
+        self._stop_early = False
+        self._running = False
+        self._ended = threading.Event()
+        self._ended.set()
+
+    # -- running -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True from the start of ``run_forever`` until everything it opened is closed."""
+        return self._running
+
+    async def run_forever(
+        self,
+        only_start: bool = False,
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the simulator until ``stop()`` or cancellation.
+
+        Args:
+            only_start: pymodbus's option (asyncio only): return once started, the simulator
+                running on in the background until ``stop()``. Under Trio, use ``await
+                nursery.start(sim.run_forever)`` instead.
+            task_status: Trio's: ``nursery.start`` gets the simulator once both the Modbus
+                listener and the HTTP server are bound.
+
+        Raises:
+            RuntimeError: Already running, or ``only_start`` under Trio.
+            OSError: A listener could not bind (nothing is left open).
+
+        Cancellation:
+            Cancelling it (its Trio scope, or the asyncio task awaiting it) closes the Modbus
+            listener, every connection and the HTTP server before the cancellation goes on.
+        """
+        if sniffio.current_async_library() == "trio":
+            if only_start:
+                raise RuntimeError(
+                    "only_start is for asyncio; under Trio, use "
+                    "`await nursery.start(simulator.run_forever)`"
+                )
+            await self._run(task_status=task_status)
+            return
+        from trio_modbus.server._compat._hosting import run_in_trio
+
+        if not only_start:
+            await run_in_trio(self._run)
+            return
+        import asyncio
+
+        self._background = asyncio.ensure_future(run_in_trio(self._run))
+        while not (self.started_at is not None or self._background.done()):
+            await asyncio.sleep(0.005)
+        if self._background.done():
+            self._background.result()  # raises what stopped it
+
+    async def _run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._running:
+            raise RuntimeError("the simulator is already running")
+        self._running = True
+        self._ended.clear()
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.get_ident()
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                if self._stop_early:
+                    scope.cancel()
+                async with trio.open_nursery() as nursery:
+                    await self._start(nursery)
+                    self.started_at = trio.current_time()
+                    log.info(
+                        "simulator: Modbus on %s, HTTP on http://%s:%d",
+                        self.modbus_address,
+                        *(self.http_address or ("?", 0)),
+                    )
+                    task_status.started(self)
+                    await trio.sleep_forever()
+        finally:
+            self._scope = None
+            self._stop_early = False
+            self.started_at = None
+            self.modbus_address = self.http_address = None
+            self._running = False
+            self._ended.set()
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        """Start the Modbus listener, then the HTTP server; both bound when it returns."""
+        from hypercorn.config import Config
+        from hypercorn.trio import serve as serve_http
+
+        from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
+
+        from ._http import build_app
+
+        self.data.mark_start()
+        server = self.server_config
+        options = server.server_options()
+        for handled in ("identity", "ignore_missing_devices"):  # the device's, not the server's
+            options.pop(handled, None)
+        framer = options.pop("framer", None)
+        framer_name = None if framer is None else str(getattr(framer, "value", framer))
+        options.update(self.device.server_options(server.comm, framer_name))
+        modbus: BaseServer
+        if server.comm == "serial":
+            modbus = serve_serial(port=str(server.port), **options)
+        elif server.comm == "tls":
+            modbus = serve_tls(**options)
+        elif server.comm == "udp":
+            modbus = serve_udp(**options)
+        else:
+            modbus = serve_tcp(**options)
+        self.modbus_server = await nursery.start(modbus.serve)
+        self.modbus_address = (
+            server.port if server.comm == "serial" else self.modbus_server.address
+        )
+        config = Config()
+        config.bind = [f"{self.http_host}:{self.http_port}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("trio_modbus.simulator.http")
+        binds = await nursery.start(
+            functools.partial(serve_http, cast(Any, build_app(self, token=self.token)), config)
+        )
+        host, _, port = binds[0].rpartition("://")[2].rpartition(":")
+        self.http_address = (host.strip("[]"), int(port))
+
+    def stop(self) -> _Stopped:
+        """Stop the simulator: from any thread, at any time, any number of times.
+
+        Returns at once; ``await simulator.stop()`` waits until everything is closed (as
+        pymodbus's coroutine ``stop()`` does).
+        """
+        if not self._running:
+            return _Stopped(self)
+        scope, token = self._scope, self._token
+        if scope is None:
+            self._stop_early = True
+        elif token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                if threading.get_ident() == self._thread:
+                    scope.cancel()
+                else:
+                    token.run_sync_soon(scope.cancel)
+        return _Stopped(self)
+
+    async def __aenter__(self) -> ModbusSimulatorServer:
+        self._context_nursery_manager = trio.open_nursery()
+        nursery = await self._context_nursery_manager.__aenter__()
+        try:
+            await nursery.start(self._run)
+        except BaseException as exc:
+            await self._context_nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        self.stop()
+        return await self._context_nursery_manager.__aexit__(exc_type, exc, traceback)
+
+
+class _Stopped:
+    """What ``stop()`` returns: ``await`` it to wait until the simulator has closed."""
+
+    def __init__(self, simulator: ModbusSimulatorServer) -> None:
+        self._simulator = simulator
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        simulator = self._simulator
+        library = sniffio.current_async_library()
+        while not simulator._ended.is_set():
+            if library == "trio":
+                await trio.sleep(0.005)
+            else:
+                import asyncio
+
+                await asyncio.sleep(0.005)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` names the loopback interface only."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _clock() -> float:
+    """Trio's clock in a Trio run (virtual in tests), else the monotonic clock."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return time.monotonic()
