@@ -247,3 +247,25 @@ def test_a_network_reachable_http_server_needs_a_token(host: str) -> None:
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "[::1]"])
 def test_loopback_needs_no_token(host: str) -> None:
     ModbusSimulatorServer(http_host=host, config=config())
+
+
+async def test_the_log_endpoint_and_the_log_file_get_the_package_log(tmp_path: Path) -> None:
+    import logging
+
+    package_log = logging.getLogger("trio_modbus")
+    level = package_log.level
+    package_log.setLevel(logging.INFO)
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with simulator(log_file=tmp_path / "sim.log") as sim, http(sim) as api:
+                lines = (await api.get("/api/v1/log")).json()["lines"]
+                started = [line for line in lines if line["message"].startswith("simulator:")]
+                assert started and started[0]["logger"] == "trio_modbus.simulator"
+                since = lines[-1]["seq"]
+                assert (await api.get("/api/v1/log", params={"since": since})).json() == {
+                    "lines": []
+                }
+    finally:
+        package_log.setLevel(level)
+    assert "INFO trio_modbus.simulator: simulator: Modbus on" in (tmp_path / "sim.log").read_text()
+    assert sim.log_buffer not in package_log.handlers

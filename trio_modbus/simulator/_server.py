@@ -46,7 +46,10 @@ class ModbusSimulatorServer:
             ``custom_actions_dict`` adds actions.
         web_app_path: A folder whose files override the web pages' templates and static files.
         config: The configuration as a mapping, instead of ``json_file``.
-        log_file: A file to append the simulator's log to, besides the log page.
+        log_file: A file to append the log of the ``trio_modbus`` loggers to while the
+            simulator runs, besides the log endpoint (which keeps the last 1000 records).
+            Which records reach them is the logging configuration's choice (the
+            ``trio_modbus`` logger's level).
         seed: Seed of the random actions.
         token: A bearer token the HTTP API requires (``Authorization: Bearer <token>``).
         allow_unauthenticated: Serve HTTP beyond the loopback interface without a token
@@ -180,6 +183,15 @@ class ModbusSimulatorServer:
             raise RuntimeError("the simulator is already running")
         self._running = True
         self._ended.clear()
+        handlers: list[logging.Handler] = [self.log_buffer]
+        if self.log_file is not None:
+            handlers.append(logging.FileHandler(self.log_file, encoding="utf-8"))
+            handlers[-1].setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+        package_log = logging.getLogger("trio_modbus")
+        for handler in handlers:
+            package_log.addHandler(handler)
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
         try:
@@ -198,6 +210,9 @@ class ModbusSimulatorServer:
                     task_status.started(self)
                     await trio.sleep_forever()
         finally:
+            for handler in handlers:
+                package_log.removeHandler(handler)
+                handler.close()
             self._scope = None
             self._stop_early = False
             self.started_at = None
