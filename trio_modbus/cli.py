@@ -8,6 +8,7 @@ signal during the grace period stops it at once.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import signal
@@ -145,7 +146,81 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    simulate = sub.add_parser(
+        "simulate",
+        help="run pymodbus's JSON simulator (Modbus server and HTTP API)",
+        description=(
+            "Run a simulated device from a pymodbus simulator JSON file (the built-in default "
+            "without one), with its HTTP API. The options are pymodbus's. With --http_port 0 "
+            "the bound addresses are printed on stdout as one JSON line."
+        ),
+    )
+    simulate.add_argument("--json_file", help="the simulator configuration (pymodbus's format)")
+    simulate.add_argument("--modbus_server", help="the server_list entry to run")
+    simulate.add_argument("--modbus_device", help="the device_list entry to simulate")
+    simulate.add_argument("--http_host", default="localhost", help="HTTP interface (localhost)")
+    simulate.add_argument("--http_port", type=int, default=8080, help="HTTP port (8080; 0: free)")
+    simulate.add_argument(
+        "--modbus_port", type=int, help="override the Modbus port of the file (0: a free one)"
+    )
+    simulate.add_argument(
+        "--log",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level (info)",
+    )
+    simulate.add_argument("--log_file", help="also append the log to this file")
+    simulate.add_argument(
+        "--custom_actions_module", help="a module name or .py path with custom_actions_dict"
+    )
+    simulate.add_argument("--token", help="bearer token the HTTP API requires")
+    simulate.add_argument(
+        "--allow_unauthenticated",
+        action="store_true",
+        help="serve HTTP beyond loopback without a token",
+    )
     return parser
+
+
+def _simulator(args: argparse.Namespace) -> Any:
+    """The simulator ``trio-modbus simulate`` runs (not started)."""
+    from trio_modbus.simulator import ModbusSimulatorServer
+
+    return ModbusSimulatorServer(
+        modbus_server=args.modbus_server,
+        modbus_device=args.modbus_device,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        json_file=args.json_file,
+        custom_actions_module=args.custom_actions_module,
+        log_file=args.log_file,
+        modbus_port=args.modbus_port,
+        token=args.token,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
+
+
+async def _simulate_until_signalled(simulator: Any, announce: bool) -> None:
+    """Run ``simulator`` until SIGTERM or SIGINT; announce where it serves if asked."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with simulator:
+            if announce:
+                print(
+                    json.dumps(
+                        {
+                            "modbus": _jsonable(simulator.modbus_address),
+                            "http": _jsonable(simulator.http_address),
+                        }
+                    ),
+                    flush=True,
+                )
+            first = await anext(signals)
+            log.info("received %s; stopping", _signal_name(first))
+    log.info("stopped")
+
+
+def _jsonable(address: Any) -> Any:
+    return list(address) if isinstance(address, tuple) else address
 
 
 def _server(args: argparse.Namespace) -> Any:
@@ -259,10 +334,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         2 for an unusable configuration.
     """
     args = _parser().parse_args(argv)
+    level = args.log_level if args.command == "serve" else args.log.upper()
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "simulate":
+        return _run_simulator(args)
     try:
         server = _server(args)
     except (ValueError, OSError) as exc:
@@ -273,6 +351,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(_serve_until_signalled, server, args.grace)
     except KeyboardInterrupt:
         # Ctrl-C outside the signal receiver's lifetime (start-up, the last moments of exit).
+        log.info("interrupted, stopped")
+    except OSError as exc:
+        print(f"trio-modbus: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_simulator(args: argparse.Namespace) -> int:
+    try:
+        simulator = _simulator(args)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"trio-modbus: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_simulate_until_signalled, simulator, args.http_port == 0)
+    except KeyboardInterrupt:
         log.info("interrupted, stopped")
     except OSError as exc:
         print(f"trio-modbus: {exc}", file=sys.stderr)

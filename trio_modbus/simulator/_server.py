@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -54,6 +55,8 @@ class ModbusSimulatorServer:
         token: A bearer token the HTTP API requires (``Authorization: Bearer <token>``).
         allow_unauthenticated: Serve HTTP beyond the loopback interface without a token
             (refused otherwise: anyone on the network could change the device).
+        modbus_port: Replaces the selected server's ``port`` (0: a free one; for a serial
+            server, the device path).
 
     Raises:
         ConfigurationError: The configuration is unreadable or wrong (the JSON path and the
@@ -75,6 +78,7 @@ class ModbusSimulatorServer:
         seed: int | None = None,
         token: str | None = None,
         allow_unauthenticated: bool = False,
+        modbus_port: int | str | None = None,
     ) -> None:
         from ._config import load_config
 
@@ -92,6 +96,13 @@ class ModbusSimulatorServer:
             custom_actions_module=custom_actions_module,
         )
         self.server_config, self.device_config = self.config.select(modbus_server, modbus_device)
+        if modbus_port is not None:
+            network = self.server_config.comm != "serial"
+            if network and (not isinstance(modbus_port, int) or not 0 <= modbus_port <= 65535):
+                raise ConfigurationError(
+                    f"modbus_port={modbus_port!r}; give 0..65535 (0: a free port)"
+                )
+            self.server_config = dataclasses.replace(self.server_config, port=modbus_port)
         self.http_host = http_host
         self.http_port = http_port
         self.web_app_path = web_app_path
