@@ -129,7 +129,8 @@ def run_builtin(name: str, data: SimulatorData, index: int, kind: str) -> None:
         kind: The value's type (``uint16``, ``float32`` ...).
     """
     cell = data.cells[index]
-    _BUILTIN[name](data, index, kind, cell.parameters or {})
+    # A bits cell counts as a uint16 (as in pymodbus).
+    _BUILTIN[name](data, index, "uint16" if kind == "bits" else kind, cell.parameters or {})
 
 
 def extended_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
