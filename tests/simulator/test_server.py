@@ -269,3 +269,59 @@ async def test_the_log_endpoint_and_the_log_file_get_the_package_log(tmp_path: P
         package_log.setLevel(level)
     assert "INFO trio_modbus.simulator: simulator: Modbus on" in (tmp_path / "sim.log").read_text()
     assert sim.log_buffer not in package_log.handlers
+
+
+async def test_registers_are_read_and_forced_typed_over_http_and_seen_by_a_client(
+    running: ModbusSimulatorServer,
+) -> None:
+    async with http(running) as api, raw.connect(running.modbus_address) as client:
+        put = await api.put("/api/v1/registers/60", json={"value": 3.5, "type": "float32"})
+        assert put.status_code == 200 and put.json()["value"] == 3.5
+        reply = await client.request(raw.read_holding_registers(60, 2))
+        assert reply.registers() == [0x4060, 0x0000]  # big-endian words of 3.5
+        await api.put("/api/v1/registers/10", json={"value": -2, "type": "int16"})
+        assert (await client.request(raw.read_holding_registers(10, 1))).registers() == [0xFFFE]
+        got = await api.get("/api/v1/registers/10", params={"type": "int16"})
+        assert got.json() == {"address": 10, "type": "int16", "value": -2}
+        little = await api.put(
+            "/api/v1/registers/52",
+            json={"value": 0x12345678, "type": "uint32", "word_order": "little"},
+        )
+        assert little.status_code == 200
+        assert (await client.request(raw.read_holding_registers(52, 2))).registers() == [
+            0x5678,
+            0x1234,
+        ]
+        await client.request(raw.write_register(11, 7))  # a client write, seen over HTTP
+        cells = (await api.get("/api/v1/cells", params={"start": 10, "count": 2})).json()["cells"]
+        assert [c["value"] for c in cells] == [0xFFFE, 7] and cells[1]["writes"] == 1
+        assert (await api.post("/api/v1/reset")).status_code == 204
+        assert (await client.request(raw.read_holding_registers(10, 2))).registers() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options", "status", "message"),
+    [
+        ("get", "/api/v1/registers/10", {"params": {"type": "uint7"}}, 400, "type='uint7'"),
+        ("get", "/api/v1/registers/10", {"params": {"word_order": "x"}}, 400, "word_order='x'"),
+        ("get", "/api/v1/registers/99", {"params": {"type": "uint32"}}, 404, "not all in"),
+        ("put", "/api/v1/registers/10", {"json": {"v": 1}}, 400, '{"value": ...}'),
+        ("put", "/api/v1/registers/10", {"json": {"value": 70000, "type": "uint16"}}, 400, ""),
+        ("put", "/api/v1/registers/10", {"json": {"value": "x", "type": "uint16"}}, 400, ""),
+        ("get", "/api/v1/cells", {"params": {"start": 5000}}, 400, "the device has"),
+    ],
+)
+async def test_bad_register_requests_get_4xx_and_change_nothing(
+    running: ModbusSimulatorServer,
+    method: str,
+    path: str,
+    options: dict,
+    status: int,
+    message: str,
+) -> None:
+    before = [cell.value for cell in running.data.cells]
+    async with http(running) as api:
+        response = await getattr(api, method)(path, **options)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert [cell.value for cell in running.data.cells] == before

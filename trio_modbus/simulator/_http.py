@@ -23,6 +23,8 @@ from starlette.routing import Route
 from trio_modbus._errors import ConfigurationError
 from trio_modbus.pdu import FunctionCode
 
+from ._datastore import VALUE_TYPES
+
 if TYPE_CHECKING:
     from trio_modbus.testing import RequestRecord
     from trio_modbus.testing.faults import Rule
@@ -282,7 +284,87 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         lines = [line for line in simulator.log_buffer.lines if line["seq"] > since]
         return JSONResponse({"lines": lines})
 
+    data = simulator.data
+
+    def cell_json(address: int) -> dict[str, Any]:
+        cell = data.cells[address]
+        return {
+            "address": address,
+            "type": cell.type.label,
+            "value": cell.value,
+            "writable": cell.writable,
+            "action": cell.action,
+            "parameters": None if cell.parameters is None else dict(cell.parameters),
+            "reads": cell.count_read,
+            "writes": cell.count_write,
+        }
+
+    def typed_query(request: Request) -> tuple[str | None, str, int | None]:
+        query = request.query_params
+        kind = query.get("type")
+        order = query.get("word_order", "big")
+        length = query.get("length")
+        if order not in ("big", "little"):
+            raise ValueError(f"word_order={order!r}; valid: big, little")
+        if kind is not None and kind not in VALUE_TYPES:
+            raise ValueError(f"type={kind!r}; valid: {', '.join(VALUE_TYPES)}")
+        return kind, order, None if length is None else int(length)
+
+    async def cells(request: Request) -> Response:
+        try:
+            first = int(request.query_params.get("start", 0))
+            count = int(request.query_params.get("count", 100))
+        except ValueError:
+            return _error(400, "start and count are integers")
+        if first < 0 or count < 1 or first >= len(data.cells):
+            return _error(
+                400, f"start={first}, count={count}; the device has {len(data.cells)} cells"
+            )
+        last = min(first + count, len(data.cells))
+        return JSONResponse({"cells": [cell_json(a) for a in range(first, last)]})
+
+    async def read_register(request: Request) -> Response:
+        address = request.path_params["address"]
+        try:
+            kind, order, length = typed_query(request)
+            value = data.get(address, kind, word_order=order, length=length)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except IndexError as exc:
+            return _error(404, str(exc))
+        if isinstance(value, list):
+            value = [bool(v) for v in value]
+        return JSONResponse(
+            {"address": address, "type": kind or cell_json(address)["type"], "value": value}
+        )
+
+    async def write_register(request: Request) -> Response:
+        address = request.path_params["address"]
+        try:
+            kind, order, length = typed_query(request)
+            body = await _json_body(request)
+            if not isinstance(body, dict) or "value" not in body:
+                raise ValueError('give {"value": ...} as a JSON object')
+            kind = body.get("type", kind)
+            order = body.get("word_order", order)
+            data.set(address, body["value"], kind, word_order=order, length=length)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except TypeError as exc:
+            return _error(400, str(exc))
+        except IndexError as exc:
+            return _error(404, str(exc))
+        return await read_register(request)
+
+    async def reset(request: Request) -> Response:
+        data.reset()
+        return Response(status_code=204)
+
     routes = [
+        Route("/api/v1/cells", guarded(cells), methods=["GET"]),
+        Route("/api/v1/registers/{address:int}", guarded(read_register), methods=["GET"]),
+        Route("/api/v1/registers/{address:int}", guarded(write_register), methods=["PUT"]),
+        Route("/api/v1/reset", guarded(reset), methods=["POST"]),
         Route("/api/v1/status", guarded(status), methods=["GET"]),
         Route("/api/v1/calls", guarded(calls), methods=["GET"]),
         Route("/api/v1/calls", guarded(clear_calls), methods=["DELETE"]),
