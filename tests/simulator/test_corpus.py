@@ -15,6 +15,7 @@ output (``-rP``).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections import Counter
@@ -244,8 +245,6 @@ async def test_served_over_tcp_to_pymodbus_client() -> None:
                 client.close()
 
         # pymodbus's asyncio client runs in its own event loop, in a thread.
-        import asyncio
-
         await trio.to_thread.run_sync(lambda: asyncio.run(client_side()))
     assert results["string"] == reference.getValues(3, 16, 5)
     assert bytes(b for w in results["string"] for b in w.to_bytes(2, "big")) == b"A_B_C_D_E_"
