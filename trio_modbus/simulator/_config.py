@@ -295,7 +295,7 @@ class ServerConfig:
         """The entry as keyword arguments of the matching ``serve_*`` function.
 
         ``serve_tcp``, ``serve_tls`` and ``serve_udp`` get ``host`` and ``port``;
-        ``serve_serial`` gets its line settings (its ``port`` is :attr:`port`, passed
+        ``serve_serial`` gets its line settings (its ``port`` is the ``port`` attribute, passed
         apart). ``identity``, ``ignore_missing_devices``, ``broadcast`` and ``framer`` go to
         all of them; keys trio_modbus has no use for (``timeout``, ``reconnect_delay`` ...)
         are left out.
@@ -510,7 +510,7 @@ class DeviceConfig:
 
     @property
     def offsets(self) -> Mapping[str, int]:
-        """The first cell of each table: ``{"co": ..., "di": ..., "ir": ..., "hr": ...}``."""
+        """The first cell of each table, as ``{"co": ..., "di": ..., "ir": ..., "hr": ...}``."""
         if self.shared_blocks:
             return {"co": 0, "di": 0, "ir": 0, "hr": 0}
         return {

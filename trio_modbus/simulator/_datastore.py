@@ -161,8 +161,8 @@ def decode_value(kind: str, words: Sequence[int], word_order: WordOrder = "big")
         word_order: ``"big"`` or ``"little"``.
 
     Returns:
-        The value: an int, a float, a str (undecodable bytes replaced), or for ``bits`` a
-        list of 16 bools (bit 0 first).
+        An int, a float, a str (undecodable bytes replaced), or for ``bits`` a list of 16
+        bools (bit 0 first).
 
     Raises:
         ValueError: Unknown type or word order, or the wrong number of registers.
@@ -251,7 +251,7 @@ class Cell:
 
     @property
     def access(self) -> bool:
-        """The pymodbus name of :attr:`writable`."""
+        """The pymodbus name of ``writable``."""
         return self.writable
 
     @access.setter
@@ -260,7 +260,7 @@ class Cell:
 
     @property
     def action_parameters(self) -> Mapping[str, Any] | None:
-        """The pymodbus name of :attr:`parameters`."""
+        """The pymodbus name of ``parameters``."""
         return self.parameters
 
     def __repr__(self) -> str:
@@ -356,7 +356,7 @@ class SimulatorData:
 
     @property
     def cells(self) -> Sequence[Cell]:
-        """Every cell, by address (a list: cells may be changed, not added or removed)."""
+        """Every cell, by address; cells may be changed, not added or removed."""
         return self._cells
 
     @property

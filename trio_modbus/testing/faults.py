@@ -465,7 +465,7 @@ class Faults:
     def select(self, record: RequestRecord) -> Rule | None:
         """The rule that fires for a request (the first one), counting it; None if none.
 
-        A rule that has fired its ``times`` is removed from :attr:`rules` as it fires for
+        A rule that has fired its ``times`` is removed from ``rules`` as it fires for
         the last time (the rule object keeps its counts); one whose ``duration`` is over is
         removed when a request next meets it.
         """
@@ -483,7 +483,7 @@ class Faults:
     def refuses(self, connection: int) -> Rule | None:
         """The ``Refuse`` rule that fires for a new connection, counting it; None if none.
 
-        Spent rules leave :attr:`rules` as in :meth:`select`.
+        Spent rules leave ``rules`` as in :meth:`select`.
         """
         now = trio.current_time()
         for rule in list(self.rules):
