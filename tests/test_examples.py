@@ -50,6 +50,7 @@ def test_every_example_has_a_test() -> None:
         "test_poller",
         "test_sync_client",
         "test_plugin_fixtures",
+        "simulator",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
@@ -210,3 +211,36 @@ def test_pytest_examples(example: str, passed: int) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{passed} passed" in result.stdout
+
+
+def test_simulator_example_serves_modbus_and_http_under_asyncio() -> None:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    async def main() -> None:
+        example = load("simulator")
+        simulator = example.make_simulator(None, http_port=0, modbus_port=0)
+        task = asyncio.create_task(example.run_simulator(simulator))
+        while simulator.http_address is None:
+            await asyncio.sleep(0.01)
+        client = AsyncModbusTcpClient("127.0.0.1", port=simulator.modbus_address[1])
+        await client.connect()
+        reply = await client.read_holding_registers(70, count=2, device_id=1)
+        client.close()
+        assert bytes.fromhex(f"{reply.registers[0]:04x}{reply.registers[1]:04x}") == b"trio"
+        host, port = simulator.http_address
+        status = await asyncio.to_thread(_get_json, f"http://{host}:{port}/api/v1/status")
+        assert status["statistics"]["requests"] == 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not simulator.running
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def _get_json(url: str) -> object:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.load(reply)

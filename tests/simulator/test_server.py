@@ -325,3 +325,25 @@ async def test_bad_register_requests_get_4xx_and_change_nothing(
     assert response.status_code == status
     assert message in response.json()["error"]
     assert [cell.value for cell in running.data.cells] == before
+
+
+async def test_under_trio_a_pymodbus_client_and_http_query_it(
+    running: ModbusSimulatorServer,
+) -> None:
+    from pymodbus.client import ModbusTcpClient
+
+    def read() -> list[int]:
+        host, port = running.modbus_address
+        with ModbusTcpClient(host, port=port) as client:
+            client.write_register(12, 4321, device_id=1)
+            return client.read_holding_registers(12, count=1, device_id=1).registers
+
+    assert await trio.to_thread.run_sync(read) == [4321]
+    async with http(running) as api:
+        value = (await api.get("/api/v1/registers/12", params={"type": "uint16"})).json()
+        assert value["value"] == 4321
+        calls = (await api.get("/api/v1/calls")).json()["calls"]
+        assert [c["function"] for c in calls] == [
+            "write_single_register",
+            "read_holding_registers",
+        ]
