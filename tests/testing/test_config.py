@@ -202,3 +202,14 @@ def test_serve_refuses_a_bad_faults_file_with_status_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "fault #1: action = 'explode'; allowed:" in done.stderr
+
+
+def test_no_action_parameter_shares_a_name_with_a_match_or_lifetime_key() -> None:
+    import dataclasses
+
+    from trio_modbus.testing import FAULT_ACTIONS
+    from trio_modbus.testing._config import _LIFETIME, _MATCH
+
+    for name, action in FAULT_ACTIONS.items():
+        fields = {f.name for f in dataclasses.fields(action)}
+        assert not fields & {*_MATCH, *_LIFETIME, "action"}, name

@@ -229,7 +229,7 @@ async def test_exception_reply_busy_then_ok_and_substitute(
         (faults.WrongTransactionId(), mbap(2, REPLY_10_20)),
         (faults.WrongTransactionId(offset=100), mbap(101, REPLY_10_20)),
         (faults.WrongUnit(), mbap(1, REPLY_10_20, unit=2)),
-        (faults.WrongUnit(unit=9), mbap(1, REPLY_10_20, unit=9)),
+        (faults.WrongUnit(reply_unit=9), mbap(1, REPLY_10_20, unit=9)),
         (faults.CorruptHeader(), bytes.fromhex("0001 ffff 0007 01") + REPLY_10_20),
         (faults.CorruptHeader("length"), bytes.fromhex("0001 0000 000c 01") + REPLY_10_20),
         (faults.Truncate(), mbap(1, REPLY_10_20)[:6]),

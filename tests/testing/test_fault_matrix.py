@@ -303,7 +303,7 @@ CASES = [
         _mbap_only(lambda tid: raw.mbap(WRITE_OK, tid=tid + 0x100)),
     ),
     Case("wrong-unit", faults.WrongUnit(), _reply(WRITE_OK, unit=2)),
-    Case("wrong-unit-9", faults.WrongUnit(unit=9), _reply(WRITE_OK, unit=9)),
+    Case("wrong-unit-9", faults.WrongUnit(reply_unit=9), _reply(WRITE_OK, unit=9)),
     Case("stale-reply", faults.StaleReply(), _stale, warm_up=True, rule={"nth": 2}),
     Case("corrupt-checksum", faults.CorruptChecksum(), _corrupt_checksum),
     Case(

@@ -224,7 +224,7 @@ def alter(action: F.Fault, frame: bytes, kind: str) -> bytes | None:
             return None
         return struct.pack(">H", (tid + action.offset) & 0xFFFF) + frame[2:]
     if isinstance(action, F.WrongUnit):
-        other = action.unit if action.unit is not None else (unit + 1) & 0xFF
+        other = action.reply_unit if action.reply_unit is not None else (unit + 1) & 0xFF
         return FRAMERS[kind]().build(other, pdu, tid)
     if isinstance(action, F.CorruptChecksum):
         if kind == "rtu":

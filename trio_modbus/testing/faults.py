@@ -152,9 +152,12 @@ class StaleReply(_ByteFault):
 
 @dataclass(frozen=True)
 class WrongUnit(_ByteFault):
-    """The reply carries another unit id: ``unit``, or the request's plus one."""
+    """The reply carries another unit id: ``reply_unit``, or the request's plus one.
 
-    unit: int | None = None
+    (Not ``unit``: in a faults file or an HTTP rule, ``unit`` is what the rule matches.)
+    """
+
+    reply_unit: int | None = None
 
 
 @dataclass(frozen=True)
