@@ -347,3 +347,36 @@ async def test_under_trio_a_pymodbus_client_and_http_query_it(
             "write_single_register",
             "read_holding_registers",
         ]
+
+
+async def test_our_trio_modbus_key_arms_faults_and_sets_the_token() -> None:
+    document = config()
+    document["trio_modbus"] = {
+        "faults": [{"action": "busy", "function": 3, "times": 1}],
+        "token": "from-the-file",
+    }
+    sim = ModbusSimulatorServer(http_host="0.0.0.0", http_port=0, config=document)
+    assert sim.token == "from-the-file"
+    [rule] = sim.device.faults.rules
+    assert rule.times == 1
+    sim.http_host = "127.0.0.1"
+    with trio.fail_after(TIMEOUT):
+        async with sim, raw.connect(sim.modbus_address) as client:
+            assert (await client.request(raw.read_holding_registers(0, 1))).exception_code == 6
+            assert (await client.request(raw.read_holding_registers(0, 1))).exception_code is None
+
+
+@pytest.mark.parametrize(
+    ("extension", "message"),
+    [
+        ({"colour": 1}, "trio_modbus.colour: unknown key; valid keys: 'faults', 'token'"),
+        ({"faults": [{"action": "explode"}]}, "trio_modbus.faults: fault #1: action = 'explode'"),
+        ({"faults": {"action": "busy"}}, "trio_modbus.faults"),
+        ({"token": 5}, "trio_modbus.token"),
+    ],
+)
+def test_a_bad_trio_modbus_key_is_refused_naming_its_path(extension: dict, message: str) -> None:
+    document = config()
+    document["trio_modbus"] = extension
+    with pytest.raises(ConfigurationError, match=message):
+        ModbusSimulatorServer(config=document)

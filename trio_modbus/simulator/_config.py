@@ -866,12 +866,17 @@ class SimulatorConfig:
         devices: ``device_list``, by name, in file order.
         custom_actions: The custom actions the devices were checked against.
         source: Where it was read from (a path), or None.
+        faults: Fault rules to arm when the simulator starts (``trio_modbus.faults``: tables
+            as in a faults file), checked already.
+        token: The bearer token the HTTP API requires (``trio_modbus.token``), or None.
     """
 
     servers: Mapping[str, ServerConfig]
     devices: Mapping[str, DeviceConfig]
     custom_actions: Mapping[str, CustomAction] = dataclasses.field(default_factory=dict)
     source: str | None = None
+    faults: tuple[Mapping[str, Any], ...] = ()
+    token: str | None = None
 
     def select(
         self, modbus_server: str | None = None, modbus_device: str | None = None
@@ -976,7 +981,8 @@ def load_config(
         document = _read_json(source)
         where = os.fspath(source)
     top = _object(document, "(top level)")
-    _unknown_keys(top, ("server_list", "device_list"), "")
+    _unknown_keys(top, ("server_list", "device_list", "trio_modbus"), "")
+    faults, token = _extensions(top.get("trio_modbus", {}))
     for key in ("server_list", "device_list"):
         if key not in top:
             raise ConfigurationError(
@@ -992,4 +998,26 @@ def load_config(
         str(name): _device(str(name), entry, _key("device_list", str(name)), actions)
         for name, entry in devices_raw.items()
     }
-    return SimulatorConfig(servers, devices, actions, where)
+    return SimulatorConfig(servers, devices, actions, where, faults, token)
+
+
+def _extensions(raw: Any) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
+    """Our keys, under the top-level ``trio_modbus`` key that pymodbus ignores."""
+    from trio_modbus.testing import add_faults
+    from trio_modbus.testing.faults import Faults
+
+    path = "trio_modbus"
+    extensions = _object(raw, path)
+    _unknown_keys(extensions, ("faults", "token"), path)
+    rules = tuple(
+        _object(rule, f"{path}.faults[{n}]")
+        for n, rule in enumerate(_list(extensions.get("faults", []), f"{path}.faults"))
+    )
+    try:
+        add_faults(list(rules), Faults())  # checked now, armed when the simulator is built
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}.faults: {exc}") from None
+    token = extensions.get("token")
+    if token is not None:
+        token = _str(token, f"{path}.token")
+    return rules, token

@@ -86,15 +86,17 @@ class ModbusSimulatorServer:
             raise ConfigurationError("give json_file or config, not both")
         if not isinstance(http_port, int) or not 0 <= http_port <= 65535:
             raise ConfigurationError(f"http_port={http_port!r}; give 0..65535 (0: a free port)")
+        self.config = load_config(
+            config if config is not None else json_file,
+            custom_actions_module=custom_actions_module,
+        )
+        if token is None:
+            token = self.config.token
         if token is None and not allow_unauthenticated and not _loopback(http_host):
             raise ConfigurationError(
                 f"http_host={http_host!r} is reachable from the network: give token= (clients "
                 "then send Authorization: Bearer <token>), or allow_unauthenticated=True"
             )
-        self.config = load_config(
-            config if config is not None else json_file,
-            custom_actions_module=custom_actions_module,
-        )
         self.server_config, self.device_config = self.config.select(modbus_server, modbus_device)
         if modbus_port is not None:
             network = self.server_config.comm != "serial"
@@ -108,7 +110,7 @@ class ModbusSimulatorServer:
         self.web_app_path = web_app_path
         self.log_file = log_file
         self.seed = seed
-        from trio_modbus.testing import FakeDevice
+        from trio_modbus.testing import FakeDevice, add_faults
 
         from ._datastore import SimulatorData, build_server_context
         from ._http import LogBuffer
@@ -125,6 +127,7 @@ class ModbusSimulatorServer:
             ignore_missing_devices=self.server_config.ignore_missing_devices,
         )
         self.token = token
+        add_faults(list(self.config.faults), self.device.faults)
         self.log_buffer = LogBuffer()
         self.modbus_server: Any = None
         self.modbus_address: Any = None
