@@ -1,8 +1,14 @@
 """The simulator's HTTP API (starlette, served by hypercorn's Trio worker).
 
-``/api/v1`` is the native JSON API, with real status codes: status, calls, faults and log.
-Its fault rules take the same fields as a ``[[fault]]`` table of a faults file (see
-``trio_modbus.testing.load_faults``): one schema for files, Python and HTTP.
+``/api/v1`` is the native JSON API, with real status codes: status, calls, faults, log,
+cells and registers, their event streams, the configuration, an export, restart and its own
+OpenAPI description. Its fault rules take the same fields as a ``[[fault]]`` table of a faults
+file (see ``trio_modbus.testing.load_faults``): one schema for files, Python and HTTP.
+pymodbus's own endpoints (``/restapi/...`` and the ``/api/...`` pages) are in
+``_compat_http``.
+
+State-changing requests refuse form bodies and cross-origin browser requests, so a web page
+elsewhere cannot drive the simulator through a visitor's browser.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from trio_modbus._errors import ConfigurationError
@@ -36,6 +44,11 @@ __all__ = ["LogBuffer", "build_app"]
 LOG_LINES = 1000  # log records the log endpoint keeps
 CALLS_PAGE = 100  # calls a GET returns unless ?limit= says otherwise
 MAX_BODY = 64 * 1024  # bytes a JSON request body may have
+STREAM_TICK = 0.05  # seconds between two looks for new calls or log lines in a stream
+STREAM_SETTLE = 1.0  # seconds a call waits for its reply before it is streamed without one
+STREAM_KEEPALIVE = 15.0  # seconds of silence after which a stream sends a comment line
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 
 
 class LogBuffer(logging.Handler):
@@ -60,7 +73,7 @@ class LogBuffer(logging.Handler):
         )
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
@@ -162,6 +175,101 @@ async def _json_body(request: Request) -> Any:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def content_type(request: Request) -> str:
+    """The media type of the request's body, lower case, without parameters."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def browser_refusal(
+    request: Request, state_changing: bool, error: Callable[[int, str], Response] | None = None
+) -> Response | None:
+    """A 400/403 answer for a request a foreign web page could have made, else None.
+
+    A state-changing request is refused when its body is a form (what an HTML form or a
+    "simple" cross-origin fetch can send without asking), when the browser says it comes
+    from another origin (``Origin`` not this host, or ``Sec-Fetch-Site`` cross-site or
+    same-site).
+    """
+    if not state_changing:
+        return None
+    error = error or _error
+    if content_type(request) in _FORM_TYPES:
+        return error(400, "send the body as application/json (form posts are refused)")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        if urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+            return error(403, f"cross-origin request from {origin} refused")
+    elif origin == "null":
+        return error(403, "cross-origin request from an opaque origin refused")
+    if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return error(403, "cross-site request refused")
+    return None
+
+
+def guard(
+    endpoint: Endpoint,
+    token: str | None,
+    *,
+    state_changing: bool = False,
+    error: Callable[[int, str], Response] = _error,
+) -> Endpoint:
+    """``endpoint`` behind the bearer token (when given) and the browser checks."""
+
+    async def check(request: Request) -> Response:
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return error(401, "give Authorization: Bearer <token>")
+        changing = state_changing or request.method in _STATE_CHANGING
+        refused = browser_refusal(request, changing, error)
+        if refused is not None:
+            return refused
+        return await endpoint(request)
+
+    return check
+
+
+def event(seq: int, kind: str, payload: Any) -> str:
+    """One server-sent event: its id, its type and one JSON object as data."""
+    return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
+
+
+def resume_point(request: Request, latest: int) -> int:
+    """Where a stream starts: after ``Last-Event-ID`` or ``?since=``, else after ``latest``.
+
+    Raises:
+        ValueError: Either is not an integer.
+    """
+    given = request.headers.get("last-event-id", request.query_params.get("since"))
+    if given is None:
+        return latest
+    try:
+        return int(given)
+    except ValueError:
+        raise ValueError(
+            f"Last-Event-ID / since = {given!r}: give an event id (an integer)"
+        ) from None
+
+
+def status_json(simulator: ModbusSimulatorServer) -> dict[str, Any]:
+    """The simulator's status: uptime, addresses, units, statistics, counts."""
+    server = simulator.modbus_server
+    statistics = dataclasses.asdict(server.statistics) if server is not None else {}
+    started = simulator.started_at
+    return {
+        "uptime": None if started is None else round(trio.current_time() - started, 3),
+        "modbus": {
+            "comm": simulator.server_config.comm,
+            "address": _address(simulator.modbus_address),
+        },
+        "http": _address(simulator.http_address),
+        "units": sorted(simulator.device.datastore),
+        "statistics": statistics,
+        "calls": len(simulator.device.recorder),
+        "faults": len(simulator.device.faults.rules),
+    }
+
+
 def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> Starlette:
     """The simulator's HTTP application.
 
@@ -172,42 +280,19 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
     Returns:
         An ASGI application.
     """
-    device = simulator.device
     from trio_modbus.testing import add_faults
 
-    def guarded(endpoint: Endpoint) -> Endpoint:
-        async def check(request: Request) -> Response:
-            if token is not None:
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                    return _error(401, "give Authorization: Bearer <token>")
-            return await endpoint(request)
+    from ._compat_http import compat_routes
+    from ._export import config_document, export_document
 
-        return check
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        return guard(endpoint, token)
 
     def now() -> float:
-        import trio
-
         return trio.current_time()
 
     async def status(request: Request) -> Response:
-        server = simulator.modbus_server
-        statistics = dataclasses.asdict(server.statistics) if server is not None else {}
-        started = simulator.started_at
-        return JSONResponse(
-            {
-                "uptime": None if started is None else round(now() - started, 3),
-                "modbus": {
-                    "comm": simulator.server_config.comm,
-                    "address": _address(simulator.modbus_address),
-                },
-                "http": _address(simulator.http_address),
-                "units": sorted(simulator.device.datastore),
-                "statistics": statistics,
-                "calls": len(device.recorder),
-                "faults": len(device.faults.rules),
-            }
-        )
+        return JSONResponse(status_json(simulator))
 
     async def calls(request: Request) -> Response:
         query = request.query_params
@@ -224,7 +309,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         errors_only = query.get("errors") in ("1", "true", "yes")
         start = simulator.started_at or 0.0
         selected = []
-        for record in device.recorder:
+        for record in simulator.device.recorder:
             if record.seq <= since:
                 continue
             if unit is not None and record.unit != unit:
@@ -238,18 +323,20 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             selected.append(record)
         return JSONResponse(
             {
-                "total": len(device.recorder),
+                "total": len(simulator.device.recorder),
                 "calls": [record_json(r, start) for r in selected[-limit:]],
             }
         )
 
     async def clear_calls(request: Request) -> Response:
-        device.recorder.clear()
+        simulator.device.recorder.clear()
         return Response(status_code=204)
 
     async def faults(request: Request) -> Response:
         current = now()
-        return JSONResponse({"faults": [rule_json(r, current) for r in device.faults.rules]})
+        return JSONResponse(
+            {"faults": [rule_json(r, current) for r in simulator.device.faults.rules]}
+        )
 
     async def add_fault(request: Request) -> Response:
         try:
@@ -259,21 +346,21 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         if not isinstance(body, dict):
             return _error(400, "give one fault rule as a JSON object")
         try:
-            [rule] = add_faults([body], device.faults)
+            [rule] = add_faults([body], simulator.device.faults)
         except ConfigurationError as exc:
             return _error(422, str(exc))
         return JSONResponse(rule_json(rule, now()), status_code=201)
 
     async def delete_fault(request: Request) -> Response:
         wanted = request.path_params["rule_id"]
-        for rule in device.faults.rules:
+        for rule in simulator.device.faults.rules:
             if rule.id == wanted:
-                device.faults.remove(rule)
+                simulator.device.faults.remove(rule)
                 return Response(status_code=204)
         return _error(404, f"no fault rule {wanted}")
 
     async def clear_faults(request: Request) -> Response:
-        device.faults.clear()
+        simulator.device.faults.clear()
         return Response(status_code=204)
 
     async def log_lines(request: Request) -> Response:
@@ -284,10 +371,8 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         lines = [line for line in simulator.log_buffer.lines if line["seq"] > since]
         return JSONResponse({"lines": lines})
 
-    data = simulator.data
-
     def cell_json(address: int) -> dict[str, Any]:
-        cell = data.cells[address]
+        cell = simulator.data.cells[address]
         return {
             "address": address,
             "type": cell.type.label,
@@ -311,6 +396,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return kind, order, None if length is None else int(length)
 
     async def cells(request: Request) -> Response:
+        data = simulator.data
         try:
             first = int(request.query_params.get("start", 0))
             count = int(request.query_params.get("count", 100))
@@ -325,6 +411,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
 
     async def read_register(request: Request) -> Response:
         address = request.path_params["address"]
+        data = simulator.data
         try:
             kind, order, length = typed_query(request)
             value = data.get(address, kind, word_order=order, length=length)  # type: ignore[arg-type]
@@ -340,6 +427,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
 
     async def write_register(request: Request) -> Response:
         address = request.path_params["address"]
+        data = simulator.data
         try:
             kind, order, length = typed_query(request)
             body = await _json_body(request)
@@ -357,8 +445,106 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return await read_register(request)
 
     async def reset(request: Request) -> Response:
-        data.reset()
+        simulator.data.reset()
         return Response(status_code=204)
+
+    async def config(request: Request) -> Response:
+        return JSONResponse(config_document(simulator.server_config, simulator.device_config))
+
+    async def export(request: Request) -> Response:
+        return JSONResponse(
+            export_document(simulator.server_config, simulator.device_config, simulator.data),
+            headers={"content-disposition": 'attachment; filename="simulator.json"'},
+        )
+
+    async def restart(request: Request) -> Response:
+        if await request.body():
+            try:
+                await _json_body(request)
+            except ValueError as exc:
+                return _error(400, str(exc))
+        try:
+            await simulator.restart()
+        except ConfigurationError as exc:
+            return _error(422, f"the configuration does not load; nothing changed: {exc}")
+        except RuntimeError as exc:
+            return _error(409, str(exc))
+        except OSError as exc:
+            return _error(500, f"the Modbus listener could not bind again: {exc}")
+        return await status(request)
+
+    def streaming(events: AsyncIterator[str]) -> StreamingResponse:
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def tick() -> bool:
+        """Wait a little; False once the simulator is stopping."""
+        stopping = simulator.stopping
+        if stopping is None or stopping.is_set():
+            return False
+        with trio.move_on_after(STREAM_TICK):
+            await stopping.wait()
+        return not stopping.is_set()
+
+    async def calls_stream(request: Request) -> Response:
+        recorder = simulator.device.recorder
+        latest = recorder[-1].seq if len(recorder) else 0
+        try:
+            last = resume_point(request, latest)
+        except ValueError as exc:
+            return _error(400, str(exc))
+
+        async def events() -> AsyncIterator[str]:
+            nonlocal last
+            yield "retry: 1000\n\n"
+            quiet = now()
+            while await tick():
+                start = simulator.started_at or 0.0
+                for record in simulator.device.recorder:
+                    if record.seq <= last:
+                        continue
+                    settled = record.raw_out is not None or record.delivered
+                    if not settled and now() - record.time < STREAM_SETTLE:
+                        break  # in order: the next calls wait for this one
+                    last = record.seq
+                    quiet = now()
+                    yield event(record.seq, "call", record_json(record, start))
+                if now() - quiet >= STREAM_KEEPALIVE:
+                    quiet = now()
+                    yield ": keep-alive\n\n"
+
+        return streaming(events())
+
+    async def log_stream(request: Request) -> Response:
+        buffer = simulator.log_buffer
+        try:
+            last = resume_point(request, buffer.count)
+        except ValueError as exc:
+            return _error(400, str(exc))
+
+        async def events() -> AsyncIterator[str]:
+            nonlocal last
+            yield "retry: 1000\n\n"
+            quiet = now()
+            while await tick():
+                for line in list(simulator.log_buffer.lines):
+                    if line["seq"] > last:
+                        last = line["seq"]
+                        quiet = now()
+                        yield event(line["seq"], "log", line)
+                if now() - quiet >= STREAM_KEEPALIVE:
+                    quiet = now()
+                    yield ": keep-alive\n\n"
+
+        return streaming(events())
+
+    async def openapi(request: Request) -> Response:
+        from ._openapi import openapi_document
+
+        return JSONResponse(openapi_document())
 
     routes = [
         Route("/api/v1/cells", guarded(cells), methods=["GET"]),
@@ -373,6 +559,13 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         Route("/api/v1/faults", guarded(clear_faults), methods=["DELETE"]),
         Route("/api/v1/faults/{rule_id:int}", guarded(delete_fault), methods=["DELETE"]),
         Route("/api/v1/log", guarded(log_lines), methods=["GET"]),
+        Route("/api/v1/calls/stream", guarded(calls_stream), methods=["GET"]),
+        Route("/api/v1/log/stream", guarded(log_stream), methods=["GET"]),
+        Route("/api/v1/config", guarded(config), methods=["GET"]),
+        Route("/api/v1/export", guarded(export), methods=["GET"]),
+        Route("/api/v1/restart", guarded(restart), methods=["POST"]),
+        Route("/api/v1/openapi.json", guarded(openapi), methods=["GET"]),
+        *compat_routes(simulator, token),
     ]
     return Starlette(routes=routes)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import ipaddress
 import logging
 import os
@@ -12,12 +11,17 @@ import threading
 import time
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sniffio
 import trio
 
 from trio_modbus._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from trio_modbus.testing import FakeDevice
+
+    from ._datastore import SimulatorData
 
 __all__ = ["ModbusSimulatorServer"]
 
@@ -25,6 +29,7 @@ log = logging.getLogger("trio_modbus.simulator")
 
 DEFAULT_HTTP_HOST = "localhost"  # the seed's default (pymodbus binds 0.0.0.0)
 DEFAULT_HTTP_PORT = 8080  # the seed's default
+STOP_GRACE = 2.0  # seconds open HTTP responses (event streams) get to end when it stops
 
 
 class ModbusSimulatorServer:
@@ -86,10 +91,8 @@ class ModbusSimulatorServer:
             raise ConfigurationError("give json_file or config, not both")
         if not isinstance(http_port, int) or not 0 <= http_port <= 65535:
             raise ConfigurationError(f"http_port={http_port!r}; give 0..65535 (0: a free port)")
-        self.config = load_config(
-            config if config is not None else json_file,
-            custom_actions_module=custom_actions_module,
-        )
+        self._source: Any = config if config is not None else json_file
+        self.config = load_config(self._source, custom_actions_module=custom_actions_module)
         if token is None:
             token = self.config.token
         if token is None and not allow_unauthenticated and not _loopback(http_host):
@@ -105,27 +108,17 @@ class ModbusSimulatorServer:
                     f"modbus_port={modbus_port!r}; give 0..65535 (0: a free port)"
                 )
             self.server_config = dataclasses.replace(self.server_config, port=modbus_port)
+        self.modbus_port = modbus_port
         self.http_host = http_host
         self.http_port = http_port
         self.web_app_path = web_app_path
         self.log_file = log_file
         self.seed = seed
-        from trio_modbus.testing import FakeDevice, add_faults
+        from trio_modbus.testing import add_faults
 
-        from ._datastore import SimulatorData, build_server_context
         from ._http import LogBuffer
 
-        self.data = SimulatorData(
-            self.device_config,
-            custom_actions=self.config.custom_actions,
-            clock=_clock,
-            seed=seed,
-        )
-        self.device = FakeDevice(
-            context=build_server_context(self.data, self.server_config),
-            identity=self.server_config.make_identity(),
-            ignore_missing_devices=self.server_config.ignore_missing_devices,
-        )
+        self.data, self.device = self._build()
         self.token = token
         add_faults(list(self.config.faults), self.device.faults)
         self.log_buffer = LogBuffer()
@@ -136,10 +129,33 @@ class ModbusSimulatorServer:
         self._token: trio.lowlevel.TrioToken | None = None
         self._thread: int | None = None
         self._scope: trio.CancelScope | None = None
+        self._stopping: trio.Event | None = None
+        self._nursery: trio.Nursery | None = None
+        self._modbus_scope: trio.CancelScope | None = None
+        self._modbus_done: trio.Event | None = None
         self._stop_early = False
         self._running = False
         self._ended = threading.Event()
         self._ended.set()
+
+    def _build(self) -> tuple[SimulatorData, FakeDevice]:
+        """The device's data and the FakeDevice serving it, from the selected configuration."""
+        from trio_modbus.testing import FakeDevice
+
+        from ._datastore import SimulatorData, build_server_context
+
+        data = SimulatorData(
+            self.device_config,
+            custom_actions=self.config.custom_actions,
+            clock=_clock,
+            seed=self.seed,
+        )
+        device = FakeDevice(
+            context=build_server_context(data, self.server_config),
+            identity=self.server_config.make_identity(),
+            ignore_missing_devices=self.server_config.ignore_missing_devices,
+        )
+        return data, device
 
     # -- running -----------------------------------------------------------------------------
 
@@ -208,13 +224,15 @@ class ModbusSimulatorServer:
             package_log.addHandler(handler)
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
+        self._stopping = stopping = trio.Event()
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
                 if self._stop_early:
                     scope.cancel()
                 async with trio.open_nursery() as nursery:
-                    await self._start(nursery)
+                    self._nursery = nursery
+                    http_done = await self._start(nursery)
                     self.started_at = trio.current_time()
                     log.info(
                         "simulator: Modbus on %s, HTTP on http://%s:%d",
@@ -222,26 +240,64 @@ class ModbusSimulatorServer:
                         *(self.http_address or ("?", 0)),
                     )
                     task_status.started(self)
-                    await trio.sleep_forever()
+                    await stopping.wait()
+                    # The HTTP server stops accepting and lets open responses (event
+                    # streams, which end on `stopping`) finish, then everything is cancelled.
+                    with trio.move_on_after(STOP_GRACE):
+                        await http_done.wait()
+                    nursery.cancel_scope.cancel()
         finally:
             for handler in handlers:
                 package_log.removeHandler(handler)
                 handler.close()
-            self._scope = None
+            self._scope = self._nursery = self._modbus_scope = None
+            self._stopping = self._modbus_done = None
             self._stop_early = False
             self.started_at = None
             self.modbus_address = self.http_address = None
             self._running = False
             self._ended.set()
 
-    async def _start(self, nursery: trio.Nursery) -> None:
-        """Start the Modbus listener, then the HTTP server; both bound when it returns."""
+    async def _start(self, nursery: trio.Nursery) -> trio.Event:
+        """Start the Modbus listener, then the HTTP server; both bound when it returns.
+
+        Returns:
+            An event set once the HTTP server has ended.
+        """
         from hypercorn.config import Config
         from hypercorn.trio import serve as serve_http
 
-        from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
-
         from ._http import build_app
+
+        await self._start_modbus(nursery)
+        config = Config()
+        config.bind = [f"{self.http_host}:{self.http_port}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("trio_modbus.simulator.http")
+        config.graceful_timeout = STOP_GRACE
+        http_done = trio.Event()
+        stopping = self._stopping
+        assert stopping is not None
+
+        async def serve(*, task_status: trio.TaskStatus[Any]) -> None:
+            try:
+                await serve_http(
+                    cast(Any, build_app(self, token=self.token)),
+                    config,
+                    shutdown_trigger=stopping.wait,
+                    task_status=task_status,
+                )
+            finally:
+                http_done.set()
+
+        binds = await nursery.start(serve)
+        host, _, port = binds[0].rpartition("://")[2].rpartition(":")
+        self.http_address = (host.strip("[]"), int(port))
+        return http_done
+
+    async def _start_modbus(self, nursery: trio.Nursery) -> None:
+        """Start the Modbus listener of the current device, in a scope of its own."""
+        from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
 
         self.data.mark_start()
         server = self.server_config
@@ -260,19 +316,82 @@ class ModbusSimulatorServer:
             modbus = serve_udp(**options)
         else:
             modbus = serve_tcp(**options)
-        self.modbus_server = await nursery.start(modbus.serve)
+        done = trio.Event()
+
+        async def serve(*, task_status: trio.TaskStatus[Any]) -> None:
+            try:
+                with trio.CancelScope() as scope:
+                    self._modbus_scope = scope
+                    await modbus.serve(task_status=task_status)
+            finally:
+                done.set()
+
+        self.modbus_server = await nursery.start(serve)
+        self._modbus_done = done
         self.modbus_address = (
             server.port if server.comm == "serial" else self.modbus_server.address
         )
-        config = Config()
-        config.bind = [f"{self.http_host}:{self.http_port}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("trio_modbus.simulator.http")
-        binds = await nursery.start(
-            functools.partial(serve_http, cast(Any, build_app(self, token=self.token)), config)
+
+    async def restart(self) -> None:
+        """Reload the configuration and rebind the Modbus listener (HTTP stays up).
+
+        The file (or mapping) is read again and the same server and device entries are
+        selected; the device starts from the file's values. The call log, the fault rules and
+        the request numbering carry over. Run it in the simulator's own Trio run (the HTTP
+        API's ``POST /api/v1/restart`` does).
+
+        Raises:
+            ConfigurationError: The configuration no longer loads, or lacks the entries; the
+                simulator goes on unchanged.
+            RuntimeError: The simulator is not running.
+            OSError: The listener could not bind again (the previous one is back).
+
+        Cancellation:
+            Cancelled while rebinding, the simulator may be left without a Modbus listener.
+        """
+        from ._config import load_config
+
+        nursery = self._nursery
+        if nursery is None or self.started_at is None:
+            raise RuntimeError("the simulator is not running")
+        config = load_config(self._source, custom_actions=self.config.custom_actions)
+        server_config, device_config = config.select(
+            self.server_config.name, self.device_config.name
         )
-        host, _, port = binds[0].rpartition("://")[2].rpartition(":")
-        self.http_address = (host.strip("[]"), int(port))
+        if self.modbus_port is not None:
+            server_config = dataclasses.replace(server_config, port=self.modbus_port)
+        previous = (self.config, self.server_config, self.device_config, self.data, self.device)
+        self.config, self.server_config, self.device_config = config, server_config, device_config
+        try:
+            data, device = self._build()
+        except BaseException:
+            self.config, self.server_config, self.device_config = previous[:3]
+            raise
+        old = self.device
+        device.recorder, device.faults, device.expectations = (
+            old.recorder,
+            old.faults,
+            old.expectations,
+        )
+        device._seq, device._connections = old._seq, old._connections
+        await self._stop_modbus()
+        self.data, self.device = data, device
+        try:
+            await self._start_modbus(nursery)
+        except BaseException:
+            (self.config, self.server_config, self.device_config, self.data, self.device) = (
+                previous
+            )
+            await self._start_modbus(nursery)
+            raise
+        log.info("simulator: restarted, Modbus on %s", self.modbus_address)
+
+    async def _stop_modbus(self) -> None:
+        scope, done = self._modbus_scope, self._modbus_done
+        if scope is not None and done is not None:
+            scope.cancel()
+            await done.wait()
+        self.modbus_server = self.modbus_address = None
 
     def stop(self) -> _Stopped:
         """Stop the simulator: from any thread, at any time, any number of times.
@@ -282,16 +401,21 @@ class ModbusSimulatorServer:
         """
         if not self._running:
             return _Stopped(self)
-        scope, token = self._scope, self._token
-        if scope is None:
+        stopping, token = self._stopping, self._token
+        if self._scope is None or stopping is None:
             self._stop_early = True
         elif token is not None:
             with contextlib.suppress(trio.RunFinishedError):
                 if threading.get_ident() == self._thread:
-                    scope.cancel()
+                    stopping.set()
                 else:
-                    token.run_sync_soon(scope.cancel)
+                    token.run_sync_soon(stopping.set)
         return _Stopped(self)
+
+    @property
+    def stopping(self) -> trio.Event | None:
+        """Set once ``stop()`` was called (None when not running): open streams end on it."""
+        return self._stopping
 
     async def __aenter__(self) -> ModbusSimulatorServer:
         self._context_nursery_manager = trio.open_nursery()
