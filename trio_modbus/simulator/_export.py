@@ -8,7 +8,7 @@ explicitly, so that loading it builds a device with the same cells.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._config import CellType, DeviceConfig, ServerConfig
@@ -72,12 +72,17 @@ def _setup(device: DeviceConfig, sections: set[str]) -> dict[str, Any]:
     }
 
 
-def config_document(server: ServerConfig, device: DeviceConfig) -> dict[str, Any]:
+def config_document(
+    server: ServerConfig, device: DeviceConfig, faults: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """The effective configuration as pymodbus simulator JSON (one server, one device).
+
+    The fault rules of our ``trio_modbus`` key are kept; its token is not (a secret).
 
     Args:
         server: The selected server (with ``modbus_port`` applied).
         device: The selected device.
+        faults: The configuration's ``trio_modbus.faults`` rules.
 
     Returns:
         A document :func:`~trio_modbus.simulator.load_config` (and pymodbus, when only
@@ -103,10 +108,13 @@ def config_document(server: ServerConfig, device: DeviceConfig) -> dict[str, Any
         if kind in _PYMODBUS_TYPES or entries:
             body[kind] = entries
     body["repeat"] = [{"addr": list(r.source), "to": list(r.target)} for r in device.repeat]
-    return {
+    document: dict[str, Any] = {
         "server_list": {server.name: _server_entry(server)},
         "device_list": {device.name: body},
     }
+    if faults:
+        document["trio_modbus"] = {"faults": [dict(rule) for rule in faults]}
+    return document
 
 
 def _value_of(data: SimulatorData, address: int, kind: str, span: int) -> Any:

@@ -234,21 +234,32 @@ def event(seq: int, kind: str, payload: Any) -> str:
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
 
 
-def resume_point(request: Request, latest: int) -> int:
-    """Where a stream starts: after ``Last-Event-ID`` or ``?since=``, else after ``latest``.
+def stream_window(request: Request, latest: int) -> tuple[int, int | None]:
+    """Where a stream starts and how many events it sends.
+
+    It starts after ``Last-Event-ID`` or ``?since=``, else after ``latest`` (only what comes
+    next); ``?limit=N`` ends it after N events (else it runs until the simulator stops).
 
     Raises:
-        ValueError: Either is not an integer.
+        ValueError: One of them is not an integer, or the limit is below 1.
     """
     given = request.headers.get("last-event-id", request.query_params.get("since"))
-    if given is None:
-        return latest
+    limit = request.query_params.get("limit")
     try:
-        return int(given)
+        start = latest if given is None else int(given)
     except ValueError:
         raise ValueError(
             f"Last-Event-ID / since = {given!r}: give an event id (an integer)"
         ) from None
+    if limit is None:
+        return start, None
+    try:
+        count = int(limit)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"limit = {limit!r}: give 1 or more events")
+    return start, count
 
 
 def status_json(simulator: ModbusSimulatorServer) -> dict[str, Any]:
@@ -449,7 +460,11 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return Response(status_code=204)
 
     async def config(request: Request) -> Response:
-        return JSONResponse(config_document(simulator.server_config, simulator.device_config))
+        return JSONResponse(
+            config_document(
+                simulator.server_config, simulator.device_config, simulator.config.faults
+            )
+        )
 
     async def export(request: Request) -> Response:
         return JSONResponse(
@@ -477,7 +492,12 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return StreamingResponse(
             events,
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            # the connection closes with the stream (it lets a stopping server end at once)
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                "connection": "close",
+            },
         )
 
     async def tick() -> bool:
@@ -493,15 +513,15 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         recorder = simulator.device.recorder
         latest = recorder[-1].seq if len(recorder) else 0
         try:
-            last = resume_point(request, latest)
+            last, limit = stream_window(request, latest)
         except ValueError as exc:
             return _error(400, str(exc))
 
         async def events() -> AsyncIterator[str]:
-            nonlocal last
+            nonlocal last, limit
             yield "retry: 1000\n\n"
             quiet = now()
-            while await tick():
+            while limit != 0 and await tick():
                 start = simulator.started_at or 0.0
                 for record in simulator.device.recorder:
                     if record.seq <= last:
@@ -512,6 +532,10 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
                     last = record.seq
                     quiet = now()
                     yield event(record.seq, "call", record_json(record, start))
+                    if limit is not None:
+                        limit -= 1
+                        if limit == 0:
+                            break
                 if now() - quiet >= STREAM_KEEPALIVE:
                     quiet = now()
                     yield ": keep-alive\n\n"
@@ -521,20 +545,22 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
     async def log_stream(request: Request) -> Response:
         buffer = simulator.log_buffer
         try:
-            last = resume_point(request, buffer.count)
+            last, limit = stream_window(request, buffer.count)
         except ValueError as exc:
             return _error(400, str(exc))
 
         async def events() -> AsyncIterator[str]:
-            nonlocal last
+            nonlocal last, limit
             yield "retry: 1000\n\n"
             quiet = now()
-            while await tick():
+            while limit != 0 and await tick():
                 for line in list(simulator.log_buffer.lines):
-                    if line["seq"] > last:
+                    if line["seq"] > last and limit != 0:
                         last = line["seq"]
                         quiet = now()
                         yield event(line["seq"], "log", line)
+                        if limit is not None:
+                            limit -= 1
                 if now() - quiet >= STREAM_KEEPALIVE:
                     quiet = now()
                     yield ": keep-alive\n\n"

@@ -72,6 +72,7 @@ _TYPED = [
     _query("length", "integer", "registers of a string"),
 ]
 _SINCE = _query("since", "integer", "only what comes after this sequence number")
+_LIMIT = _query("limit", "integer", "end the stream after this many events")
 
 
 def openapi_document() -> dict[str, Any]:
@@ -103,7 +104,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "The calls as they complete",
                 {"200": _EVENTS, "400": _ERROR},
-                parameters=[_SINCE],
+                parameters=[_SINCE, _LIMIT],
             )
         },
         "/api/v1/faults": {
@@ -136,7 +137,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/log/stream": {
             "get": _operation(
-                "The log as it is written", {"200": _EVENTS, "400": _ERROR}, parameters=[_SINCE]
+                "The log as it is written",
+                {"200": _EVENTS, "400": _ERROR},
+                parameters=[_SINCE, _LIMIT],
             )
         },
         "/api/v1/cells": {
