@@ -367,13 +367,7 @@ class ModbusSimulatorServer:
         except BaseException:
             self.config, self.server_config, self.device_config = previous[:3]
             raise
-        old = self.device
-        device.recorder, device.faults, device.expectations = (
-            old.recorder,
-            old.faults,
-            old.expectations,
-        )
-        device._seq, device._connections = old._seq, old._connections
+        device.continue_from(self.device)
         await self._stop_modbus()
         self.data, self.device = data, device
         try:

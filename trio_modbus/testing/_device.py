@@ -168,6 +168,18 @@ class FakeDevice:
         if not self._live:
             self._connections = 0
 
+    def continue_from(self, previous: FakeDevice) -> None:
+        """Take over another device's recorder, fault rules, expectations and numbering.
+
+        For a device rebuilt with new data (a simulator's restart): the call log, the rules
+        and the request and connection numbers go on as if nothing had been rebuilt.
+        """
+        self.recorder = previous.recorder
+        self.faults = previous.faults
+        self.expectations = previous.expectations
+        self._seq = previous._seq
+        self._connections = previous._connections
+
     def verify(self) -> None:
         """Check the expectations: each required one met and, in strict mode, no surprise.
 
