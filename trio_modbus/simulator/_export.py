@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._config import CellType, DeviceConfig, ServerConfig
-from ._datastore import decode_value, encode_value
+from ._datastore import _KIND, decode_value, encode_value
 
 if TYPE_CHECKING:
     from ._datastore import SimulatorData
@@ -20,15 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["config_document", "export_document"]
 
 _PYMODBUS_TYPES = ("bits", "uint16", "uint32", "float32", "string")
-_SECTION = {
-    CellType.BITS: "bits",
-    CellType.UINT16: "uint16",
-    CellType.INT16: "int16",
-    CellType.UINT32: "uint32",
-    CellType.FLOAT32: "float32",
-    CellType.FLOAT64: "float64",
-    CellType.STRING: "string",
-}
+_SECTION = _KIND  # the section of a cell type, as the JSON names it
 
 
 def _server_entry(server: ServerConfig) -> dict[str, Any]:
