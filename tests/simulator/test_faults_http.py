@@ -99,6 +99,55 @@ async def test_a_rule_armed_over_http_acts_on_the_next_tcp_request(
     assert tcp.device.faults.rules == []  # spent: gone
 
 
+def rtu(pdu: bytes, unit: int = 1) -> bytes:
+    return raw.rtu(pdu, unit=unit)
+
+
+BAD_CRC = rtu(WRITE_10)[:-1] + bytes([rtu(WRITE_10)[-1] ^ 0xFF])
+
+# The same on RTU over a serial line, where a fault without its field on RTU is noted as not
+# applied, and a line cannot be closed or reset (no reply instead, noted).
+RTU_CASES: list[tuple[dict[str, Any], bytes, bool, str]] = [
+    ({"action": "exception", "code": 4}, rtu(b"\x86\x04"), False, ""),
+    ({"action": "exception", "code": 4, "phase": "after"}, rtu(b"\x86\x04"), True, ""),
+    ({"action": "busy"}, rtu(b"\x86\x06"), False, ""),
+    ({"action": "no_reply"}, b"", False, ""),
+    ({"action": "no_reply", "phase": "after"}, b"", True, ""),
+    ({"action": "delay", "seconds": 0.05}, rtu(WRITE_10), True, ""),
+    ({"action": "substitute", "pdu": "06 000a 0001"}, rtu(bytes.fromhex("06000a0001")), False, ""),
+    ({"action": "wrong_transaction_id"}, rtu(WRITE_10), True, "not applied"),
+    ({"action": "wrong_unit", "reply_unit": 9}, rtu(WRITE_10, unit=9), True, ""),
+    ({"action": "corrupt_checksum"}, BAD_CRC, True, ""),
+    ({"action": "corrupt_header"}, rtu(WRITE_10), True, "not applied"),
+    ({"action": "truncate", "keep": 4}, rtu(WRITE_10)[:4], True, ""),
+    ({"action": "duplicate"}, rtu(WRITE_10) * 2, True, ""),
+    ({"action": "split", "pieces": 2, "gap": 0.01}, rtu(WRITE_10), True, ""),
+    ({"action": "local_echo"}, rtu(WRITE_10) * 2, True, ""),  # 06 echoes its request
+    ({"action": "close"}, b"", False, "cannot close"),
+    ({"action": "reset", "phase": "after"}, b"", True, "cannot close"),
+]
+
+
+@pytest.mark.slow  # a socat pty
+@pytest.mark.parametrize(("rule", "seen", "written", "note"), RTU_CASES, ids=lambda v: str(v))
+async def test_a_rule_armed_over_http_acts_on_rtu_over_a_pty(
+    socat_pair: SocatPair, rule: dict[str, Any], seen: bytes, written: bool, note: str
+) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with simulator(comm="serial", framer="rtu", port=socat_pair.server) as sim:
+            rule_id = await arm(sim, rule)
+            async with raw.open_serial(socat_pair.client, framer="rtu") as client:
+                await client.send_bytes(rtu(WRITE_10))
+                data = b""
+                while chunk := await client.receive_bytes(timeout=QUIET):
+                    data += chunk
+    assert data == seen
+    assert (sim.data.get(10, "uint16") == 77) == written
+    [record] = sim.device.recorder
+    assert record.rule_id == rule_id
+    assert note in " ".join(record.faults)
+
+
 @pytest.mark.slow  # a socat pty
 async def test_rules_armed_over_http_act_on_rtu_over_a_pty(socat_pair: SocatPair) -> None:
     with trio.fail_after(TIMEOUT):
