@@ -380,3 +380,18 @@ def test_a_bad_trio_modbus_key_is_refused_naming_its_path(extension: dict, messa
     document["trio_modbus"] = extension
     with pytest.raises(ConfigurationError, match=message):
         ModbusSimulatorServer(config=document)
+
+
+async def test_stop_from_another_thread_s_trio_run_waits_for_the_end() -> None:
+    import threading
+
+    sim = simulator()
+    thread = threading.Thread(target=trio.run, args=(sim.run_forever,))
+    thread.start()
+    with trio.fail_after(TIMEOUT):
+        while sim.http_address is None:
+            await trio.sleep(0.01)
+        await sim.stop()  # a worker thread waits for the simulator's own run to end
+        assert not sim.running
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()

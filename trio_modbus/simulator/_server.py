@@ -136,6 +136,7 @@ class ModbusSimulatorServer:
         self._stop_early = False
         self._running = False
         self._ended = threading.Event()
+        self._ended_in_run: trio.Event | None = None
         self._ended.set()
 
     def _build(self) -> tuple[SimulatorData, FakeDevice]:
@@ -225,6 +226,7 @@ class ModbusSimulatorServer:
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
         self._stopping = stopping = trio.Event()
+        self._ended_in_run = ended_in_run = trio.Event()
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
@@ -257,6 +259,7 @@ class ModbusSimulatorServer:
             self.modbus_address = self.http_address = None
             self._running = False
             self._ended.set()
+            ended_in_run.set()
 
     async def _start(self, nursery: trio.Nursery) -> trio.Event:
         """Start the Modbus listener, then the HTTP server; both bound when it returns.
@@ -442,14 +445,19 @@ class _Stopped:
 
     async def _wait(self) -> None:
         simulator = self._simulator
-        library = sniffio.current_async_library()
-        while not simulator._ended.is_set():
-            if library == "trio":
-                await trio.sleep(0.005)
-            else:
-                import asyncio
+        if simulator._ended.is_set():
+            return
+        if sniffio.current_async_library() == "trio":
+            ended = simulator._ended_in_run
+            if ended is not None and threading.get_ident() == simulator._thread:
+                await ended.wait()  # the simulator's own run
+            else:  # another thread's run: a worker thread waits for it
+                await trio.to_thread.run_sync(simulator._ended.wait, abandon_on_cancel=True)
+            return
+        import asyncio
 
-                await asyncio.sleep(0.005)
+        while not simulator._ended.is_set():  # asyncio, hosting the run as a guest
+            await asyncio.sleep(0.005)
 
 
 def _loopback(host: str) -> bool:
