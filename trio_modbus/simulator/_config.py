@@ -118,6 +118,7 @@ _ACTION_TYPES: dict[str, frozenset[str]] = {
 }
 
 CustomAction: TypeAlias = Callable[..., Any]
+WordOrder: TypeAlias = Literal["big", "little"]
 
 
 # -- paths and small checks ------------------------------------------------------------------
@@ -486,6 +487,11 @@ class DeviceConfig:
         write: ``(first, last)`` ranges of writable cells (all others are read-only).
         entries: The type entries, in the order they are applied.
         repeat: The repeat entries, in order.
+        word_order: The word order of its multi-register values (uint32, float32,
+            float64): ``"big"``, high word first (pymodbus's), or ``"little"``
+            (``trio_modbus.devices.<name>.word_order``). The values the file gives are stored
+            in it, and it is :meth:`~trio_modbus.simulator.SimulatorData.get`'s and
+            :meth:`~trio_modbus.simulator.SimulatorData.set`'s default.
     """
 
     name: str
@@ -501,6 +507,7 @@ class DeviceConfig:
     write: tuple[tuple[int, int], ...]
     entries: tuple[TypeEntry, ...]
     repeat: tuple[RepeatEntry, ...]
+    word_order: Literal["big", "little"] = "big"
     _cells: tuple[_CellInit, ...] = dataclasses.field(repr=False, compare=False, default=())
 
     @property
@@ -645,14 +652,22 @@ def _check_action(
     return action, params
 
 
-def _encode_value(section: str, value: int | float | str, registers: int) -> list[int]:
+def _encode_value(
+    section: str, value: int | float | str, registers: int, word_order: WordOrder = "big"
+) -> list[int]:
     """The raw registers of one value of type ``section`` (``registers`` for a string)."""
     from ._datastore import encode_value
 
-    return encode_value(section, value, "big", registers)
+    return encode_value(section, value, word_order, registers)
 
 
-def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction]) -> DeviceConfig:
+def _device(
+    name: str,
+    raw: Any,
+    path: str,
+    actions: Mapping[str, CustomAction],
+    word_order: WordOrder = "big",
+) -> DeviceConfig:
     device = _object(raw, path)
     _unknown_keys(device, _DEVICE_KEYS, path)
     if "setup" not in device:
@@ -736,7 +751,7 @@ def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction])
                 except ValueError as exc:
                     raise ConfigurationError(f"{entry_path}.value: {exc}") from None
             else:
-                words = _encode_value(section, value, width)
+                words = _encode_value(section, value, width, word_order)
             for address in range(first, last + 1):
                 if owner[address] is not None:
                     raise ConfigurationError(
@@ -805,6 +820,7 @@ def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction])
         write=tuple(write),
         entries=tuple(entries),
         repeat=tuple(repeat),
+        word_order=word_order,
         _cells=tuple(cells),
     )
 
@@ -982,7 +998,6 @@ def load_config(
         where = os.fspath(source)
     top = _object(document, "(top level)")
     _unknown_keys(top, ("server_list", "device_list", "trio_modbus"), "")
-    faults, token = _extensions(top.get("trio_modbus", {}))
     for key in ("server_list", "device_list"):
         if key not in top:
             raise ConfigurationError(
@@ -990,25 +1005,44 @@ def load_config(
             )
     servers_raw = _object(top["server_list"], "server_list")
     devices_raw = _object(top["device_list"], "device_list")
+    extensions = _extensions(top.get("trio_modbus", {}), [str(name) for name in devices_raw])
     servers = {
         str(name): _server(str(name), entry, _key("server_list", str(name)))
         for name, entry in servers_raw.items()
     }
     devices = {
-        str(name): _device(str(name), entry, _key("device_list", str(name)), actions)
+        str(name): _device(
+            str(name),
+            entry,
+            _key("device_list", str(name)),
+            actions,
+            extensions.word_orders.get(str(name), "big"),
+        )
         for name, entry in devices_raw.items()
     }
-    return SimulatorConfig(servers, devices, actions, where, faults, token)
+    return SimulatorConfig(servers, devices, actions, where, extensions.faults, extensions.token)
 
 
-def _extensions(raw: Any) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
+@dataclasses.dataclass(frozen=True)
+class _Extensions:
+    faults: tuple[Mapping[str, Any], ...] = ()
+    token: str | None = None
+    word_orders: Mapping[str, WordOrder] = dataclasses.field(default_factory=dict)
+
+
+_EXTENSION_KEYS = ("faults", "token", "devices")
+_DEVICE_EXTENSION_KEYS = ("word_order",)
+_WORD_ORDERS = ("big", "little")
+
+
+def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
     """Our keys, under the top-level ``trio_modbus`` key that pymodbus ignores."""
     from trio_modbus.testing import add_faults
     from trio_modbus.testing.faults import Faults
 
     path = "trio_modbus"
     extensions = _object(raw, path)
-    _unknown_keys(extensions, ("faults", "token"), path)
+    _unknown_keys(extensions, _EXTENSION_KEYS, path)
     rules = tuple(
         _object(rule, f"{path}.faults[{n}]")
         for n, rule in enumerate(_list(extensions.get("faults", []), f"{path}.faults"))
@@ -1020,4 +1054,22 @@ def _extensions(raw: Any) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
     token = extensions.get("token")
     if token is not None:
         token = _str(token, f"{path}.token")
-    return rules, token
+    word_orders: dict[str, WordOrder] = {}
+    devices_path = _key(path, "devices")
+    for name, entry in _object(extensions.get("devices", {}), devices_path).items():
+        entry_path = _key(devices_path, str(name))
+        if name not in device_names:
+            raise ConfigurationError(
+                f"{entry_path}: no device {name!r} in device_list; valid: {_choices(device_names)}"
+            )
+        entry = _object(entry, entry_path)
+        _unknown_keys(entry, _DEVICE_EXTENSION_KEYS, entry_path)
+        if "word_order" in entry:
+            order = entry["word_order"]
+            if order not in _WORD_ORDERS:
+                raise ConfigurationError(
+                    f"{_key(entry_path, 'word_order')}: {order!r} is not a word order;"
+                    f" valid: {_choices(_WORD_ORDERS)}"
+                )
+            word_orders[name] = order
+    return _Extensions(rules, token, word_orders)

@@ -395,12 +395,12 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             "writes": cell.count_write,
         }
 
-    def typed_query(request: Request) -> tuple[str | None, str, int | None]:
+    def typed_query(request: Request) -> tuple[str | None, str | None, int | None]:
         query = request.query_params
         kind = query.get("type")
-        order = query.get("word_order", "big")
+        order = query.get("word_order")  # None: the device's
         length = query.get("length")
-        if order not in ("big", "little"):
+        if order not in (None, "big", "little"):
             raise ValueError(f"word_order={order!r}; valid: big, little")
         if kind is not None and kind not in VALUE_TYPES:
             raise ValueError(f"type={kind!r}; valid: {', '.join(VALUE_TYPES)}")
@@ -460,11 +460,12 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return Response(status_code=204)
 
     async def config(request: Request) -> Response:
-        return JSONResponse(
-            config_document(
-                simulator.server_config, simulator.device_config, simulator.config.faults
-            )
-        )
+        device = simulator.device_config
+        document = config_document(simulator.server_config, device, simulator.config.faults)
+        if device.word_order != "big":
+            extensions = document.setdefault("trio_modbus", {})
+            extensions["devices"] = {device.name: {"word_order": device.word_order}}
+        return JSONResponse(document)
 
     async def export(request: Request) -> Response:
         return JSONResponse(
