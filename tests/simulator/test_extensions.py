@@ -135,3 +135,111 @@ async def test_word_order_over_the_wire_and_http() -> None:
     assert config["trio_modbus"]["devices"] == {"device": {"word_order": "little"}}
     again = SimulatorData(load_config(config).select()[1])
     assert [c.value for c in again.cells[:4]] == [0x5678, 0x1234, 0x0000, 0x3FC0]
+
+
+# -- several units -------------------------------------------------------------------------------
+
+
+def two_devices(extensions: dict[str, Any], **server: Any) -> dict[str, Any]:
+    doc = with_extensions(extensions, uint16=[{"addr": 0, "value": 1}], write=[0])
+    doc["server_list"]["server"].update(server)
+    other = copy.deepcopy(doc["device_list"]["device"])
+    other["uint16"] = [{"addr": 0, "value": 2}]
+    doc["device_list"]["other"] = other
+    return doc
+
+
+UNITS = {"units": {"1": "device", "2": "other", "3": "device"}}
+
+
+async def test_each_unit_answers_from_its_own_device() -> None:
+    async with running(two_devices(UNITS)) as sim:
+        assert sorted(sim.units) == [1, 2, 3] and sim.data is sim.units[1] and sim.unit == 1
+        assert sim.units[3] is not sim.units[1]  # the same entry, its own cells
+        assert await read_registers(sim, 0, 1, unit=1) == bytes.fromhex("0001")
+        assert await read_registers(sim, 0, 1, unit=2) == bytes.fromhex("0002")
+        sim.units[3].set(0, 7)
+        assert await read_registers(sim, 0, 1, unit=3) == bytes.fromhex("0007")
+        assert await read_registers(sim, 0, 1, unit=1) == bytes.fromhex("0001")
+        async with raw.connect(sim.modbus_address) as client:
+            reply = await client.request(raw.read_holding_registers(0, 1), unit=4)
+        assert reply.pdu == bytes.fromhex("83 0b")
+
+
+async def test_units_not_listed_get_nothing_with_ignore_missing_devices() -> None:
+    doc = two_devices(UNITS, ignore_missing_devices=True)
+    async with running(doc) as sim, raw.connect(sim.modbus_address) as client:
+        with trio.move_on_after(0.5) as waited:
+            await client.request(raw.read_holding_registers(0, 1), unit=9)
+        assert waited.cancelled_caught
+        reply = await client.request(raw.read_holding_registers(0, 1), unit=2)
+        assert reply.pdu == bytes.fromhex("03 02 0002")
+
+
+async def test_the_http_api_takes_a_unit() -> None:
+    async with running(two_devices(UNITS), modbus_device="other") as sim, http(sim) as api:
+        assert sim.unit == 2 and sim.data is sim.units[2]
+        assert (await api.get("/api/v1/registers/0")).json()["value"] == 2  # the selected
+        assert (await api.get("/api/v1/registers/0?unit=1")).json()["value"] == 1
+        put = await api.put("/api/v1/registers/0?unit=3", json={"value": 9, "type": "uint16"})
+        assert put.status_code == 200 and put.json()["value"] == 9
+        cells = (await api.get("/api/v1/cells?unit=3&count=1")).json()["cells"]
+        assert cells[0]["value"] == 9
+        assert await read_registers(sim, 0, 1, unit=3) == bytes.fromhex("0009")
+        missing = await api.get("/api/v1/registers/0?unit=5")
+        assert missing.status_code == 404 and "served: 1, 2, 3" in missing.json()["error"]
+        assert (await api.get("/api/v1/cells?unit=x")).status_code == 400
+        status = (await api.get("/api/v1/status")).json()
+        assert status["units"] == [1, 2, 3]
+        sim.units[1].set(0, 5)
+        assert (await api.post("/api/v1/reset?unit=3")).status_code == 204
+        assert (sim.units[1].get(0), sim.units[3].get(0)) == (5, 1)
+        assert (await api.post("/api/v1/reset")).status_code == 204  # every unit
+        assert sim.units[1].get(0) == 1
+
+
+async def test_without_units_every_unit_reaches_the_one_device() -> None:
+    async with running(with_extensions({})) as sim, http(sim) as api:
+        assert sim.units == {0: sim.data} and sim.unit is None
+        assert (await api.get("/api/v1/registers/0?unit=17")).status_code == 200
+    async with running(document({"port": 0, "device_id": 4})) as sim, http(sim) as api:
+        assert sim.units == {4: sim.data}
+        assert (await api.get("/api/v1/registers/0?unit=4")).status_code == 200
+        assert (await api.get("/api/v1/registers/0?unit=5")).status_code == 404
+
+
+async def test_restart_rebuilds_every_unit() -> None:
+    async with running(two_devices(UNITS)) as sim:
+        before = dict(sim.units)
+        sim.units[2].set(0, 50)
+        await sim.restart()
+        assert sorted(sim.units) == [1, 2, 3] and sim.data is sim.units[1]
+        assert all(sim.units[unit] is not before[unit] for unit in before)
+        assert await read_registers(sim, 0, 1, unit=2) == bytes.fromhex("0002")
+
+
+@pytest.mark.parametrize(
+    ("units", "message"),
+    [
+        ({"0": "device"}, r'trio_modbus\.units\["0"\]: \'0\' is not a unit id; valid: 1\.\.255'),
+        ({"x": "device"}, r'trio_modbus\.units\["x"\]: \'x\' is not a unit id'),
+        (
+            {"1": "nope"},
+            r"trio_modbus\.units\[\"1\"\]: 'nope' is not in device_list;"
+            r" valid: 'device', 'other'",
+        ),
+        ({"1": "device", "01": "other"}, r'trio_modbus\.units\["01"\]: unit 1 is listed twice'),
+    ],
+)
+def test_unit_errors_name_the_path(units: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(two_devices({"units": units}))
+
+
+def test_a_device_at_no_unit_cannot_be_selected() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"modbus_device='other' is at no unit of trio_modbus\.units"
+    ):
+        ModbusSimulatorServer(
+            config=two_devices({"units": {"1": "device"}}), modbus_device="other"
+        )

@@ -885,6 +885,9 @@ class SimulatorConfig:
         faults: Fault rules to arm when the simulator starts (``trio_modbus.faults``: tables
             as in a faults file), checked already.
         token: The bearer token the HTTP API requires (``trio_modbus.token``), or None.
+        units: ``trio_modbus.units``: unit id -> ``device_list`` name, each unit served by
+            its own copy of that device (empty: the server's ``device_id``, or every unit id,
+            reaches the one selected device).
     """
 
     servers: Mapping[str, ServerConfig]
@@ -893,6 +896,7 @@ class SimulatorConfig:
     source: str | None = None
     faults: tuple[Mapping[str, Any], ...] = ()
     token: str | None = None
+    units: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
     def select(
         self, modbus_server: str | None = None, modbus_device: str | None = None
@@ -1020,7 +1024,15 @@ def load_config(
         )
         for name, entry in devices_raw.items()
     }
-    return SimulatorConfig(servers, devices, actions, where, extensions.faults, extensions.token)
+    return SimulatorConfig(
+        servers,
+        devices,
+        actions,
+        where,
+        extensions.faults,
+        extensions.token,
+        extensions.units,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1028,9 +1040,10 @@ class _Extensions:
     faults: tuple[Mapping[str, Any], ...] = ()
     token: str | None = None
     word_orders: Mapping[str, WordOrder] = dataclasses.field(default_factory=dict)
+    units: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
 
-_EXTENSION_KEYS = ("faults", "token", "devices")
+_EXTENSION_KEYS = ("faults", "token", "devices", "units")
 _DEVICE_EXTENSION_KEYS = ("word_order",)
 _WORD_ORDERS = ("big", "little")
 
@@ -1072,4 +1085,19 @@ def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
                     f" valid: {_choices(_WORD_ORDERS)}"
                 )
             word_orders[name] = order
-    return _Extensions(rules, token, word_orders)
+    units: dict[int, str] = {}
+    units_path = _key(path, "units")
+    for key, name in _object(extensions.get("units", {}), units_path).items():
+        entry_path = f"{units_path}[{json.dumps(key)}]"
+        given: Any = int(key) if isinstance(key, str) and key.strip().isdigit() else key
+        if not _is_int(given) or not 1 <= given <= 255:
+            raise ConfigurationError(f"{entry_path}: {key!r} is not a unit id; valid: 1..255")
+        unit = int(given)
+        if unit in units:
+            raise ConfigurationError(f"{entry_path}: unit {unit} is listed twice")
+        if name not in device_names:
+            raise ConfigurationError(
+                f"{entry_path}: {name!r} is not in device_list; valid: {_choices(device_names)}"
+            )
+        units[unit] = name
+    return _Extensions(rules, token, word_orders, units)
