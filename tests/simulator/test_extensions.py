@@ -243,3 +243,160 @@ def test_a_device_at_no_unit_cannot_be_selected() -> None:
         ModbusSimulatorServer(
             config=two_devices({"units": {"1": "device"}}), modbus_device="other"
         )
+
+
+# -- value generators ----------------------------------------------------------------------------
+
+
+def generating(*generators: dict[str, Any], **extensions: Any) -> dict[str, Any]:
+    entries = [{"device": "device", "address": 0, "type": "uint16", **g} for g in generators]
+    return with_extensions(
+        {"generators": entries, **extensions},
+        uint16=[[0, 1]],
+        uint32=[[2, 3]],
+        float32=[[4, 5]],
+        int16=[6],
+        write=[[0, 6]],
+    )
+
+
+def values(generator: dict[str, Any], ticks: int = 6) -> list[Any]:
+    (spec,) = load_config(generating(generator)).generators
+    import random
+
+    rng = random.Random(spec.parameters.get("seed"))
+    return [spec.value(tick, rng) for tick in range(ticks)]
+
+
+def test_each_kind_gives_its_sequence() -> None:
+    assert values({"kind": "ramp", "period": 1, "start": 10, "stop": 14, "step": 2}) == [
+        10,
+        12,
+        14,
+        10,
+        12,
+        14,
+    ]
+    assert values({"kind": "ramp", "period": 1, "start": 3, "stop": 0, "step": -1}, 5) == [
+        3,
+        2,
+        1,
+        0,
+        3,
+    ]
+    sine = {"kind": "sine", "period": 1, "amplitude": 100, "offset": 200, "period_s": 4}
+    assert values(sine, 5) == [200, 300, 200, 100, 200]
+    assert values({"kind": "toggle", "period": 1}, 3) == [0, 1, 0]
+    assert values({"kind": "step", "period": 1, "values": [5, 6, 7]}, 4) == [5, 6, 7, 5]
+    drawn = values({"kind": "random", "period": 1, "min": 1, "max": 3, "seed": 7}, 20)
+    assert set(drawn) <= {1, 2, 3} and len(set(drawn)) > 1
+    assert drawn == values({"kind": "random", "period": 1, "min": 1, "max": 3, "seed": 7}, 20)
+    floats = {"kind": "ramp", "period": 1, "type": "float32", "address": 4, "stop": 1, "step": 0.5}
+    assert values(floats, 4) == [0.0, 0.5, 1.0, 0.0]
+
+
+async def test_generators_run_on_trios_clock(autojump_clock: trio.testing.MockClock) -> None:
+    doc = generating(
+        {"kind": "ramp", "period": 1.0, "start": 0, "stop": 100, "step": 10},
+        {"kind": "toggle", "period": 2.5, "type": "int16", "address": 6, "values": [-1, 1]},
+        {"kind": "step", "period": 0.4, "type": "uint32", "address": 2, "values": [70000, 1]},
+    )
+    async with running(doc) as sim:
+        start = trio.current_time()
+        seen = []
+        for _ in range(6):
+            seen.append((sim.data.get(0), sim.data.get(6), sim.data.get(2, "uint32")))
+            await trio.sleep_until(start + len(seen) + 0.25)  # between two ticks
+        assert seen == [
+            (0, -1, 70000),  # t = 0: the first values are stored at the start
+            (10, -1, 1),  # t = 1.25: ramp tick 1, toggle tick 0, step tick 3
+            (20, -1, 1),  # t = 2.25: step tick 5
+            (30, 1, 70000),  # t = 3.25: toggle tick 1, step tick 8
+            (40, 1, 70000),  # t = 4.25: step tick 10
+            (50, -1, 1),  # t = 5.25: toggle tick 2, step tick 13
+        ]
+
+
+async def test_generated_values_go_over_the_wire_and_http(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    doc = generating(
+        {"kind": "sine", "period": 1, "type": "float32", "address": 4, "amplitude": 2.0,
+         "offset": 1.0, "period_s": 4},
+        devices={"device": {"word_order": "little"}},
+    )  # fmt: skip
+    async with running(doc) as sim, http(sim) as api:
+        assert await read_registers(sim, 4, 2) == bytes.fromhex("0000 3f80")  # 1.0, low first
+        mock_clock.jump(1.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await read_registers(sim, 4, 2) == bytes.fromhex("0000 4040")  # 3.0
+        got = await api.get("/api/v1/registers/4?type=float32")
+        assert got.json()["value"] == 3.0
+
+
+async def test_each_unit_of_the_device_gets_its_values(autojump_clock: object) -> None:
+    doc = generating(
+        {"kind": "random", "period": 1, "min": 0, "max": 1000, "seed": 3},
+        units={"1": "device", "2": "device"},
+    )
+    async with running(doc) as sim:
+        await trio.sleep(3.5)
+        assert sim.units[1].get(0) == sim.units[2].get(0)  # the same seed, its own copy
+        assert sim.units[1].cells[0].value == sim.units[2].cells[0].value
+
+
+async def test_restart_restarts_the_generators(autojump_clock: object) -> None:
+    doc = generating({"kind": "ramp", "period": 1, "stop": 1000})
+    async with running(doc) as sim:
+        await trio.sleep(3.5)
+        assert sim.data.get(0) == 3
+        await sim.restart()
+        assert sim.data.get(0) == 0
+        await trio.sleep(1.5)
+        assert sim.data.get(0) == 1
+
+
+@pytest.mark.parametrize(
+    ("generator", "message"),
+    [
+        (
+            {"kind": "saw", "period": 1},
+            r"trio_modbus\.generators\[0\]\.kind: 'saw' is not a generator kind;"
+            r" valid: 'ramp', 'sine', 'random', 'toggle', 'step'",
+        ),
+        ({"kind": "ramp"}, r"trio_modbus\.generators\[0\]: missing 'period'"),
+        ({"kind": "ramp", "period": 1}, r"generators\[0\]: missing 'stop' \(a ramp needs it\)"),
+        (
+            {"kind": "ramp", "period": 1, "stop": 5, "values": [1]},
+            r"generators\[0\]\.values: unknown key; valid keys: 'device', 'address', 'type',"
+            r" 'kind', 'period', 'stop', 'start', 'step'",
+        ),
+        ({"kind": "ramp", "period": 0, "stop": 5}, r"generators\[0\]\.period: expected seconds"),
+        ({"kind": "ramp", "period": 1, "stop": 5, "step": -1}, r"generators\[0\]\.step: -1"),
+        ({"kind": "ramp", "period": 1, "stop": 70000}, r"generators\[0\]\.stop: uint16"),
+        ({"kind": "ramp", "period": 1, "stop": 2.5}, r"generators\[0\]\.stop: expected an int"),
+        (
+            {"kind": "toggle", "period": 1, "type": "string"},
+            r"generators\[0\]\.type: 'string' is not a generator type; valid: 'bits', 'uint16'",
+        ),
+        (
+            {"kind": "toggle", "period": 1, "device": "x"},
+            r"generators\[0\]\.device: 'x' is not in device_list; valid: 'device'",
+        ),
+        (
+            {"kind": "toggle", "period": 1, "type": "float64", "address": 18},
+            r"generators\[0\]\.address: expected an integer in 0\.\.16",
+        ),
+        ({"kind": "toggle", "period": 1, "values": [1]}, r"\.values: a toggle takes 2 values"),
+        ({"kind": "step", "period": 1, "values": []}, r"\.values: give at least one value"),
+        ({"kind": "step", "period": 1, "values": [1, -1]}, r"\.values\[1\]: uint16"),
+        (
+            {"kind": "sine", "period": 1, "amplitude": 10, "period_s": 1},
+            r"generators\[0\]\.amplitude: uint16: -10",
+        ),
+        ({"kind": "random", "period": 1, "min": 5, "max": 1}, r"\.max: below min 5"),
+    ],
+)
+def test_generator_errors_name_the_path(generator: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(generating(generator))

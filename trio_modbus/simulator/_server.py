@@ -21,7 +21,7 @@ from trio_modbus._errors import ConfigurationError
 if TYPE_CHECKING:
     from trio_modbus.testing import FakeDevice
 
-    from ._config import DeviceConfig, SimulatorConfig
+    from ._config import DeviceConfig, GeneratorConfig, SimulatorConfig
     from ._datastore import SimulatorData
 
 __all__ = ["ModbusSimulatorServer"]
@@ -144,6 +144,7 @@ class ModbusSimulatorServer:
         self._stopping: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
         self._modbus_scope: trio.CancelScope | None = None
+        self._generators_scope: trio.CancelScope | None = None
         self._modbus_done: trio.Event | None = None
         self._stop_early = False
         self._running = False
@@ -301,7 +302,7 @@ class ModbusSimulatorServer:
             for handler in handlers:
                 package_log.removeHandler(handler)
                 handler.close()
-            self._scope = self._nursery = self._modbus_scope = None
+            self._scope = self._nursery = self._modbus_scope = self._generators_scope = None
             self._stopping = self._modbus_done = None
             self._stop_early = False
             self.started_at = None
@@ -380,9 +381,43 @@ class ModbusSimulatorServer:
 
         self.modbus_server = await nursery.start(serve)
         self._modbus_done = done
+        self._start_generators(nursery)
         self.modbus_address = (
             server.port if server.comm == "serial" else self.modbus_server.address
         )
+
+    def _start_generators(self, nursery: trio.Nursery) -> None:
+        """Store each generator's first value and start its task, in a scope of its own."""
+        import random
+
+        runs = []
+        for spec in self.config.generators:
+            for data in self.units.values():
+                if data.device.name != spec.device:
+                    continue
+                seed = spec.parameters.get("seed")
+                rng = random.Random(self.seed if seed is None else seed)
+                data.set(spec.address, spec.value(0, rng), spec.type)
+                runs.append((spec, data, rng))
+        if not runs:
+            return
+        scope = self._generators_scope = trio.CancelScope()
+        start = trio.current_time()
+
+        async def generate(spec: GeneratorConfig, data: SimulatorData, rng: Any) -> None:
+            tick = 0
+            while True:
+                tick += 1
+                await trio.sleep_until(start + tick * spec.period)
+                data.set(spec.address, spec.value(tick, rng), spec.type)
+
+        async def run_all() -> None:
+            with scope:
+                async with trio.open_nursery() as generators:
+                    for run in runs:
+                        generators.start_soon(generate, *run)
+
+        nursery.start_soon(run_all)
 
     async def restart(self) -> None:
         """Reload the configuration and rebind the Modbus listener (HTTP stays up).
@@ -449,6 +484,9 @@ class ModbusSimulatorServer:
         log.info("simulator: restarted, Modbus on %s", self.modbus_address)
 
     async def _stop_modbus(self) -> None:
+        if self._generators_scope is not None:
+            self._generators_scope.cancel()
+            self._generators_scope = None
         scope, done = self._modbus_scope, self._modbus_done
         if scope is not None and done is not None:
             scope.cancel()
