@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import struct
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +27,11 @@ from .._framer_type import FramerType
 __all__ = [
     "BUILTIN_ACTIONS",
     "CELL_TYPES",
+    "GENERATOR_KINDS",
+    "GENERATOR_TYPES",
     "CellType",
     "DeviceConfig",
+    "GeneratorConfig",
     "RepeatEntry",
     "ServerConfig",
     "SimulatorConfig",
@@ -118,6 +122,7 @@ _ACTION_TYPES: dict[str, frozenset[str]] = {
 }
 
 CustomAction: TypeAlias = Callable[..., Any]
+WordOrder: TypeAlias = Literal["big", "little"]
 
 
 # -- paths and small checks ------------------------------------------------------------------
@@ -486,6 +491,11 @@ class DeviceConfig:
         write: ``(first, last)`` ranges of writable cells (all others are read-only).
         entries: The type entries, in the order they are applied.
         repeat: The repeat entries, in order.
+        word_order: The word order of its multi-register values (uint32, float32,
+            float64): ``"big"``, high word first (pymodbus's), or ``"little"``
+            (``trio_modbus.devices.<name>.word_order``). The values the file gives are stored
+            in it, and it is :meth:`~trio_modbus.simulator.SimulatorData.get`'s and
+            :meth:`~trio_modbus.simulator.SimulatorData.set`'s default.
     """
 
     name: str
@@ -501,6 +511,7 @@ class DeviceConfig:
     write: tuple[tuple[int, int], ...]
     entries: tuple[TypeEntry, ...]
     repeat: tuple[RepeatEntry, ...]
+    word_order: Literal["big", "little"] = "big"
     _cells: tuple[_CellInit, ...] = dataclasses.field(repr=False, compare=False, default=())
 
     @property
@@ -645,14 +656,22 @@ def _check_action(
     return action, params
 
 
-def _encode_value(section: str, value: int | float | str, registers: int) -> list[int]:
+def _encode_value(
+    section: str, value: int | float | str, registers: int, word_order: WordOrder = "big"
+) -> list[int]:
     """The raw registers of one value of type ``section`` (``registers`` for a string)."""
     from ._datastore import encode_value
 
-    return encode_value(section, value, "big", registers)
+    return encode_value(section, value, word_order, registers)
 
 
-def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction]) -> DeviceConfig:
+def _device(
+    name: str,
+    raw: Any,
+    path: str,
+    actions: Mapping[str, CustomAction],
+    word_order: WordOrder = "big",
+) -> DeviceConfig:
     device = _object(raw, path)
     _unknown_keys(device, _DEVICE_KEYS, path)
     if "setup" not in device:
@@ -736,7 +755,7 @@ def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction])
                 except ValueError as exc:
                     raise ConfigurationError(f"{entry_path}.value: {exc}") from None
             else:
-                words = _encode_value(section, value, width)
+                words = _encode_value(section, value, width, word_order)
             for address in range(first, last + 1):
                 if owner[address] is not None:
                     raise ConfigurationError(
@@ -805,6 +824,7 @@ def _device(name: str, raw: Any, path: str, actions: Mapping[str, CustomAction])
         write=tuple(write),
         entries=tuple(entries),
         repeat=tuple(repeat),
+        word_order=word_order,
         _cells=tuple(cells),
     )
 
@@ -869,6 +889,12 @@ class SimulatorConfig:
         faults: Fault rules to arm when the simulator starts (``trio_modbus.faults``: tables
             as in a faults file), checked already.
         token: The bearer token the HTTP API requires (``trio_modbus.token``), or None.
+        units: ``trio_modbus.units``: unit id -> ``device_list`` name, each unit served by
+            its own copy of that device (empty: the server's ``device_id``, or every unit id,
+            reaches the one selected device).
+        generators (tuple): ``trio_modbus.generators``, checked: the timed value
+            generators (``GeneratorConfig``: ``device``, ``address``, ``type``, ``kind``,
+            ``period`` and the kind's parameters).
     """
 
     servers: Mapping[str, ServerConfig]
@@ -877,6 +903,8 @@ class SimulatorConfig:
     source: str | None = None
     faults: tuple[Mapping[str, Any], ...] = ()
     token: str | None = None
+    units: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    generators: tuple[GeneratorConfig, ...] = ()
 
     def select(
         self, modbus_server: str | None = None, modbus_device: str | None = None
@@ -982,7 +1010,6 @@ def load_config(
         where = os.fspath(source)
     top = _object(document, "(top level)")
     _unknown_keys(top, ("server_list", "device_list", "trio_modbus"), "")
-    faults, token = _extensions(top.get("trio_modbus", {}))
     for key in ("server_list", "device_list"):
         if key not in top:
             raise ConfigurationError(
@@ -990,25 +1017,55 @@ def load_config(
             )
     servers_raw = _object(top["server_list"], "server_list")
     devices_raw = _object(top["device_list"], "device_list")
+    extensions = _extensions(top.get("trio_modbus", {}), [str(name) for name in devices_raw])
     servers = {
         str(name): _server(str(name), entry, _key("server_list", str(name)))
         for name, entry in servers_raw.items()
     }
     devices = {
-        str(name): _device(str(name), entry, _key("device_list", str(name)), actions)
+        str(name): _device(
+            str(name),
+            entry,
+            _key("device_list", str(name)),
+            actions,
+            extensions.word_orders.get(str(name), "big"),
+        )
         for name, entry in devices_raw.items()
     }
-    return SimulatorConfig(servers, devices, actions, where, faults, token)
+    return SimulatorConfig(
+        servers,
+        devices,
+        actions,
+        where,
+        extensions.faults,
+        extensions.token,
+        extensions.units,
+        _generators(extensions.generators, devices),
+    )
 
 
-def _extensions(raw: Any) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
+@dataclasses.dataclass(frozen=True)
+class _Extensions:
+    faults: tuple[Mapping[str, Any], ...] = ()
+    token: str | None = None
+    word_orders: Mapping[str, WordOrder] = dataclasses.field(default_factory=dict)
+    units: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    generators: Any = ()
+
+
+_EXTENSION_KEYS = ("faults", "token", "devices", "units", "generators")
+_DEVICE_EXTENSION_KEYS = ("word_order",)
+_WORD_ORDERS = ("big", "little")
+
+
+def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
     """Our keys, under the top-level ``trio_modbus`` key that pymodbus ignores."""
     from trio_modbus.testing import add_faults
     from trio_modbus.testing.faults import Faults
 
     path = "trio_modbus"
     extensions = _object(raw, path)
-    _unknown_keys(extensions, ("faults", "token"), path)
+    _unknown_keys(extensions, _EXTENSION_KEYS, path)
     rules = tuple(
         _object(rule, f"{path}.faults[{n}]")
         for n, rule in enumerate(_list(extensions.get("faults", []), f"{path}.faults"))
@@ -1020,4 +1077,224 @@ def _extensions(raw: Any) -> tuple[tuple[Mapping[str, Any], ...], str | None]:
     token = extensions.get("token")
     if token is not None:
         token = _str(token, f"{path}.token")
-    return rules, token
+    word_orders: dict[str, WordOrder] = {}
+    devices_path = _key(path, "devices")
+    for name, entry in _object(extensions.get("devices", {}), devices_path).items():
+        entry_path = _key(devices_path, str(name))
+        if name not in device_names:
+            raise ConfigurationError(
+                f"{entry_path}: no device {name!r} in device_list; valid: {_choices(device_names)}"
+            )
+        entry = _object(entry, entry_path)
+        _unknown_keys(entry, _DEVICE_EXTENSION_KEYS, entry_path)
+        if "word_order" in entry:
+            order = entry["word_order"]
+            if order not in _WORD_ORDERS:
+                raise ConfigurationError(
+                    f"{_key(entry_path, 'word_order')}: {order!r} is not a word order;"
+                    f" valid: {_choices(_WORD_ORDERS)}"
+                )
+            word_orders[name] = order
+    units: dict[int, str] = {}
+    units_path = _key(path, "units")
+    for key, name in _object(extensions.get("units", {}), units_path).items():
+        entry_path = f"{units_path}[{json.dumps(key)}]"
+        given: Any = int(key) if isinstance(key, str) and key.strip().isdigit() else key
+        if not _is_int(given) or not 1 <= given <= 255:
+            raise ConfigurationError(f"{entry_path}: {key!r} is not a unit id; valid: 1..255")
+        unit = int(given)
+        if unit in units:
+            raise ConfigurationError(f"{entry_path}: unit {unit} is listed twice")
+        if name not in device_names:
+            raise ConfigurationError(
+                f"{entry_path}: {name!r} is not in device_list; valid: {_choices(device_names)}"
+            )
+        units[unit] = name
+    generators = extensions.get("generators", [])
+    return _Extensions(rules, token, word_orders, units, generators)
+
+
+# -- value generators ------------------------------------------------------------------------
+
+GENERATOR_KINDS = ("ramp", "sine", "random", "toggle", "step")
+GENERATOR_TYPES = ("bits", "uint16", "int16", "uint32", "int32", "float32", "float64")
+_GENERATOR_KEYS = ("device", "address", "type", "kind", "period")
+# Each kind's parameters: required ones, then optional ones with their defaults.
+_GENERATOR_PARAMETERS: dict[str, tuple[tuple[str, ...], Mapping[str, Any]]] = {
+    "ramp": (("stop",), {"start": 0, "step": 1}),
+    "sine": (("amplitude", "period_s"), {"offset": 0}),
+    "random": (("min", "max"), {"seed": None}),
+    "toggle": ((), {"values": [0, 1]}),
+    "step": (("values",), {}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """One entry of ``trio_modbus.generators``: a value that changes on the clock.
+
+    Every ``period`` seconds (on Trio's clock, virtual in tests) the simulator stores the
+    next value at ``address`` of each copy of ``device`` it serves, in the device's word
+    order; the first value is stored when it starts.
+
+    Attributes:
+        device: The ``device_list`` entry.
+        address: The first cell.
+        type: The value's type, one of ``bits``, ``uint16``, ``int16``, ``uint32``,
+            ``int32``, ``float32``, ``float64``.
+        kind: ``ramp`` (``start``, ``stop``, ``step``: start, start + step, ... up to
+            stop, then start again), ``sine`` (``offset + amplitude * sin(2 pi t /
+            period_s)``, t the seconds since the start), ``random`` (uniform in
+            ``min .. max``, from ``seed``), ``toggle`` (between the two ``values``, default
+            0 and 1) or ``step`` (through ``values``, then again).
+        period: Seconds between two values.
+        parameters: The kind's parameters, defaults filled in.
+        path: Where the entry is in the JSON.
+    """
+
+    device: str
+    address: int
+    type: str
+    kind: str
+    period: float
+    parameters: Mapping[str, Any]
+    path: str
+
+    def value(self, tick: int, rng: random.Random) -> Any:
+        """The value of tick ``tick`` (0 at the start, then one per period).
+
+        Args:
+            tick: The number of periods since the start.
+            rng: The random generator (``random`` only).
+
+        Returns:
+            The value, an int for integer types.
+        """
+        p = self.parameters
+        integer = self.type not in ("float32", "float64")
+        if self.kind == "ramp":
+            count = math.floor((p["stop"] - p["start"]) / p["step"]) + 1
+            value = p["start"] + (tick % count) * p["step"]
+        elif self.kind == "sine":
+            phase = 2 * math.pi * tick * self.period / p["period_s"]
+            value = p["offset"] + p["amplitude"] * math.sin(phase)
+        elif self.kind == "random":
+            if integer:
+                return rng.randint(p["min"], p["max"])
+            value = rng.uniform(p["min"], p["max"])
+        else:  # toggle, step
+            value = p["values"][tick % len(p["values"])]
+        return round(value) if integer else float(value)
+
+
+def _number(value: Any, path: str, integer: bool) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{path}: expected a number, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise ConfigurationError(f"{path}: expected an integer, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigurationError(f"{path}: expected a finite number, got {value!r}")
+    return value
+
+
+def _fits(kind: str, value: int | float, path: str) -> None:
+    from ._datastore import encode_value
+
+    try:
+        encode_value(kind, value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+
+
+def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[GeneratorConfig, ...]:
+    path = "trio_modbus.generators"
+    found: list[GeneratorConfig] = []
+    for index, raw_entry in enumerate(_list(raw, path)):
+        entry_path = f"{path}[{index}]"
+        entry = _object(raw_entry, entry_path)
+        for key in _GENERATOR_KEYS:
+            if key not in entry:
+                raise ConfigurationError(f"{entry_path}: missing {key!r}")
+        kind = entry["kind"]
+        if kind not in GENERATOR_KINDS:
+            raise ConfigurationError(
+                f"{entry_path}.kind: {kind!r} is not a generator kind;"
+                f" valid: {_choices(GENERATOR_KINDS)}"
+            )
+        required, optional = _GENERATOR_PARAMETERS[kind]
+        _unknown_keys(entry, (*_GENERATOR_KEYS, *required, *optional), entry_path)
+        for key in required:
+            if key not in entry:
+                raise ConfigurationError(f"{entry_path}: missing {key!r} (a {kind} needs it)")
+        name = entry["device"]
+        if name not in devices:
+            raise ConfigurationError(
+                f"{entry_path}.device: {name!r} is not in device_list;"
+                f" valid: {_choices(list(devices))}"
+            )
+        device = devices[name]
+        value_type = entry["type"]
+        if value_type not in GENERATOR_TYPES:
+            raise ConfigurationError(
+                f"{entry_path}.type: {value_type!r} is not a generator type;"
+                f" valid: {_choices(GENERATOR_TYPES)}"
+            )
+        width = {"uint32": 2, "int32": 2, "float32": 2, "float64": 4}.get(value_type, 1)
+        count = device.register_count
+        address = _int(entry["address"], f"{entry_path}.address", 0, max(count - width, 0))
+        if address + width > count:
+            raise ConfigurationError(
+                f"{entry_path}.address: a {value_type} takes {width} cells; the device has {count}"
+            )
+        period = _number(entry["period"], f"{entry_path}.period", False)
+        if period <= 0:
+            raise ConfigurationError(f"{entry_path}.period: expected seconds > 0, got {period!r}")
+        integer = value_type not in ("float32", "float64")
+        params = {**optional, **{k: entry[k] for k in (*required, *optional) if k in entry}}
+        checked: dict[str, Any] = {}
+        for key, value in params.items():
+            key_path = f"{entry_path}.{key}"
+            if key == "values":
+                values = _list(value, key_path)
+                if kind == "toggle" and len(values) != 2:
+                    raise ConfigurationError(f"{key_path}: a toggle takes 2 values, got {value!r}")
+                if not values:
+                    raise ConfigurationError(f"{key_path}: give at least one value")
+                checked[key] = [
+                    _number(v, f"{key_path}[{n}]", integer) for n, v in enumerate(values)
+                ]
+                for n, v in enumerate(checked[key]):
+                    _fits(value_type, v, f"{key_path}[{n}]")
+            elif key == "seed":
+                checked[key] = None if value is None else _int(value, key_path, 0, 2**63)
+            elif key == "period_s":
+                checked[key] = _number(value, key_path, False)
+                if checked[key] <= 0:
+                    raise ConfigurationError(f"{key_path}: expected seconds > 0, got {value!r}")
+            else:
+                checked[key] = _number(value, key_path, integer and kind != "sine")
+        if kind == "ramp":
+            start, stop, step = checked["start"], checked["stop"], checked["step"]
+            if step == 0 or (stop - start) * step < 0:
+                raise ConfigurationError(
+                    f"{entry_path}.step: {step!r} never goes from {start!r} to {stop!r}"
+                )
+            _fits(value_type, start, f"{entry_path}.start")
+            _fits(value_type, stop, f"{entry_path}.stop")
+        elif kind == "sine":
+            for sign in (-1, 1):
+                extreme = checked["offset"] + sign * abs(checked["amplitude"])
+                _fits(
+                    value_type,
+                    round(extreme) if integer else float(extreme),
+                    f"{entry_path}.amplitude",
+                )
+        elif kind == "random":
+            if checked["min"] > checked["max"]:
+                raise ConfigurationError(f"{entry_path}.max: below min {checked['min']!r}")
+            _fits(value_type, checked["min"], f"{entry_path}.min")
+            _fits(value_type, checked["max"], f"{entry_path}.max")
+        found.append(
+            GeneratorConfig(name, address, value_type, kind, float(period), checked, entry_path)
+        )
+    return tuple(found)

@@ -277,7 +277,8 @@ class SimulatorData:
     kept, so :meth:`reset` (and the ``reset`` action) restores them. Modbus requests reach it
     through :meth:`context` (a device context); an application or the HTTP API reads and sets
     values through :meth:`get`, :meth:`set` and :attr:`cells`, which bypass the ``write``
-    permissions and count nothing.
+    permissions and count nothing. ``word_order`` (``"big"`` or ``"little"``, the device's
+    ``DeviceConfig.word_order``) is their default word order.
 
     Args:
         device: The device configuration.
@@ -315,6 +316,7 @@ class SimulatorData:
         from .._errors import ConfigurationError
 
         self.device = device
+        self.word_order: WordOrder = device.word_order
         self.clock = clock
         self.wall_clock = wall_clock
         self.rng = rng if rng is not None else random.Random(seed)
@@ -413,7 +415,7 @@ class SimulatorData:
         address: int,
         type: ValueType | str | None = None,
         *,
-        word_order: WordOrder = "big",
+        word_order: WordOrder | None = None,
         length: int | None = None,
     ) -> Any:
         """Read a value, without running actions or counting.
@@ -422,7 +424,8 @@ class SimulatorData:
             address: The first cell.
             type: One of :data:`VALUE_TYPES`; None takes the cell's own type (``uint16`` for
                 an invalid or ``NEXT`` cell).
-            word_order: ``"big"`` (high word first, pymodbus's) or ``"little"``.
+            word_order: ``"big"`` (high word first, pymodbus's) or ``"little"``; None takes
+                the device's (``word_order``).
             length: Registers of a string; by default the string's span at ``address``.
 
         Returns:
@@ -439,7 +442,7 @@ class SimulatorData:
         if address < 0 or address + width > len(self._cells):
             raise IndexError(f"cells {address}..{address + width - 1} are not all in the device")
         words = [c._value for c in self._cells[address : address + width]]
-        return decode_value(kind, words, word_order)
+        return decode_value(kind, words, word_order or self.word_order)
 
     def set(
         self,
@@ -447,7 +450,7 @@ class SimulatorData:
         value: Any,
         type: ValueType | str | None = None,
         *,
-        word_order: WordOrder = "big",
+        word_order: WordOrder | None = None,
         length: int | None = None,
     ) -> None:
         """Store a value, bypassing the ``write`` permissions, without counting.
@@ -456,7 +459,8 @@ class SimulatorData:
             address: The first cell.
             value: The value.
             type: One of :data:`VALUE_TYPES`; None takes the cell's own type.
-            word_order: ``"big"`` (high word first) or ``"little"``.
+            word_order: ``"big"`` (high word first) or ``"little"``; None takes the
+                device's (``word_order``).
             length: Registers of a string; by default the string's span at ``address``
                 (a string cell) or as few as hold it.
 
@@ -467,7 +471,7 @@ class SimulatorData:
         kind = type if type is not None else _KIND.get(self._cells[address].type, "uint16")
         if kind == "string" and length is None and self._cells[address].type is CellType.STRING:
             length = self.value_span(address)
-        words = encode_value(kind, value, word_order, length)
+        words = encode_value(kind, value, word_order or self.word_order, length)
         if address < 0 or address + len(words) > len(self._cells):
             raise IndexError(
                 f"cells {address}..{address + len(words) - 1} are not all in the device"

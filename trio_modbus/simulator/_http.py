@@ -31,7 +31,7 @@ from starlette.routing import Route
 from trio_modbus._errors import ConfigurationError
 from trio_modbus.pdu import FunctionCode
 
-from ._datastore import VALUE_TYPES
+from ._datastore import VALUE_TYPES, SimulatorData
 
 if TYPE_CHECKING:
     from trio_modbus.testing import RequestRecord
@@ -382,8 +382,16 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         lines = [line for line in simulator.log_buffer.lines if line["seq"] > since]
         return JSONResponse({"lines": lines})
 
-    def cell_json(address: int) -> dict[str, Any]:
-        cell = simulator.data.cells[address]
+    def unit_data(request: Request) -> SimulatorData:
+        """The device ``?unit=`` names (the selected one without it); LookupError, ValueError."""
+        unit = request.query_params.get("unit")
+        try:
+            return simulator.unit_data(None if unit is None else int(unit))
+        except ValueError:
+            raise ValueError(f"unit={unit!r}: give an integer") from None
+
+    def cell_json(address: int, data: SimulatorData) -> dict[str, Any]:
+        cell = data.cells[address]
         return {
             "address": address,
             "type": cell.type.label,
@@ -395,19 +403,24 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             "writes": cell.count_write,
         }
 
-    def typed_query(request: Request) -> tuple[str | None, str, int | None]:
+    def typed_query(request: Request) -> tuple[str | None, str | None, int | None]:
         query = request.query_params
         kind = query.get("type")
-        order = query.get("word_order", "big")
+        order = query.get("word_order")  # None: the device's
         length = query.get("length")
-        if order not in ("big", "little"):
+        if order not in (None, "big", "little"):
             raise ValueError(f"word_order={order!r}; valid: big, little")
         if kind is not None and kind not in VALUE_TYPES:
             raise ValueError(f"type={kind!r}; valid: {', '.join(VALUE_TYPES)}")
         return kind, order, None if length is None else int(length)
 
     async def cells(request: Request) -> Response:
-        data = simulator.data
+        try:
+            data = unit_data(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except LookupError as exc:
+            return _error(404, str(exc.args[0]))
         try:
             first = int(request.query_params.get("start", 0))
             count = int(request.query_params.get("count", 100))
@@ -418,28 +431,28 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
                 400, f"start={first}, count={count}; the device has {len(data.cells)} cells"
             )
         last = min(first + count, len(data.cells))
-        return JSONResponse({"cells": [cell_json(a) for a in range(first, last)]})
+        return JSONResponse({"cells": [cell_json(a, data) for a in range(first, last)]})
 
     async def read_register(request: Request) -> Response:
         address = request.path_params["address"]
-        data = simulator.data
         try:
+            data = unit_data(request)
             kind, order, length = typed_query(request)
             value = data.get(address, kind, word_order=order, length=length)  # type: ignore[arg-type]
         except ValueError as exc:
             return _error(400, str(exc))
-        except IndexError as exc:
-            return _error(404, str(exc))
+        except LookupError as exc:
+            return _error(404, str(exc.args[0]))
         if isinstance(value, list):
             value = [bool(v) for v in value]
         return JSONResponse(
-            {"address": address, "type": kind or cell_json(address)["type"], "value": value}
+            {"address": address, "type": kind or data.cells[address].type.label, "value": value}
         )
 
     async def write_register(request: Request) -> Response:
         address = request.path_params["address"]
-        data = simulator.data
         try:
+            data = unit_data(request)
             kind, order, length = typed_query(request)
             body = await _json_body(request)
             if not isinstance(body, dict) or "value" not in body:
@@ -451,20 +464,30 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             return _error(400, str(exc))
         except TypeError as exc:
             return _error(400, str(exc))
-        except IndexError as exc:
-            return _error(404, str(exc))
+        except LookupError as exc:
+            return _error(404, str(exc.args[0]))
         return await read_register(request)
 
     async def reset(request: Request) -> Response:
-        simulator.data.reset()
+        if "unit" not in request.query_params:
+            for data in simulator.units.values():  # every unit
+                data.reset()
+            return Response(status_code=204)
+        try:
+            unit_data(request).reset()
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except LookupError as exc:
+            return _error(404, str(exc.args[0]))
         return Response(status_code=204)
 
     async def config(request: Request) -> Response:
-        return JSONResponse(
-            config_document(
-                simulator.server_config, simulator.device_config, simulator.config.faults
-            )
-        )
+        device = simulator.device_config
+        document = config_document(simulator.server_config, device, simulator.config.faults)
+        if device.word_order != "big":
+            extensions = document.setdefault("trio_modbus", {})
+            extensions["devices"] = {device.name: {"word_order": device.word_order}}
+        return JSONResponse(document)
 
     async def export(request: Request) -> Response:
         return JSONResponse(

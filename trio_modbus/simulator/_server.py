@@ -21,6 +21,7 @@ from trio_modbus._errors import ConfigurationError
 if TYPE_CHECKING:
     from trio_modbus.testing import FakeDevice
 
+    from ._config import DeviceConfig, GeneratorConfig, SimulatorConfig
     from ._datastore import SimulatorData
 
 __all__ = ["ModbusSimulatorServer"]
@@ -63,6 +64,14 @@ class ModbusSimulatorServer:
         modbus_port: Replaces the selected server's ``port`` (0: a free one; for a serial
             server, the device path).
 
+    Attributes:
+        data: The selected device's :class:`~trio_modbus.simulator.SimulatorData`.
+        units: Each served unit id's data (``trio_modbus.units``); without that key,
+            ``{device_id: data}``, or ``{0: data}`` when every unit id reaches the device.
+        unit: The selected device's unit id with ``trio_modbus.units``, else None.
+        device: The :class:`~trio_modbus.testing.FakeDevice` serving them (its call log and
+            fault rules).
+
     Raises:
         ConfigurationError: The configuration is unreadable or wrong (the JSON path and the
             valid choices are named), or both ``json_file`` and ``config`` were given.
@@ -101,6 +110,9 @@ class ModbusSimulatorServer:
                 "then send Authorization: Bearer <token>), or allow_unauthenticated=True"
             )
         self.server_config, self.device_config = self.config.select(modbus_server, modbus_device)
+        self.unit = _selected_unit(self.config, modbus_device)
+        if self.unit is not None:
+            self.device_config = self.config.devices[self.config.units[self.unit]]
         if modbus_port is not None:
             network = self.server_config.comm != "serial"
             if network and (not isinstance(modbus_port, int) or not 0 <= modbus_port <= 65535):
@@ -118,7 +130,7 @@ class ModbusSimulatorServer:
 
         from ._http import LogBuffer
 
-        self.data, self.device = self._build()
+        self.units, self.data, self.device = self._build()
         self.token = token
         add_faults(list(self.config.faults), self.device.faults)
         self.log_buffer = LogBuffer()
@@ -132,6 +144,7 @@ class ModbusSimulatorServer:
         self._stopping: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
         self._modbus_scope: trio.CancelScope | None = None
+        self._generators_scope: trio.CancelScope | None = None
         self._modbus_done: trio.Event | None = None
         self._stop_early = False
         self._running = False
@@ -139,24 +152,63 @@ class ModbusSimulatorServer:
         self._ended_in_run: trio.Event | None = None
         self._ended.set()
 
-    def _build(self) -> tuple[SimulatorData, FakeDevice]:
-        """The device's data and the FakeDevice serving it, from the selected configuration."""
+    def _build(self) -> tuple[dict[int, SimulatorData], SimulatorData, FakeDevice]:
+        """Each unit's data, the selected one's, and the FakeDevice serving them."""
+        from trio_modbus.datastore.context import ModbusServerContext
         from trio_modbus.testing import FakeDevice
 
         from ._datastore import SimulatorData, build_server_context
 
-        data = SimulatorData(
-            self.device_config,
-            custom_actions=self.config.custom_actions,
-            clock=_clock,
-            seed=self.seed,
-        )
+        def make(device_config: DeviceConfig) -> SimulatorData:
+            return SimulatorData(
+                device_config,
+                custom_actions=self.config.custom_actions,
+                clock=_clock,
+                seed=self.seed,
+            )
+
+        context: ModbusServerContext
+        if self.config.units:
+            units = {
+                unit: make(self.config.devices[name]) for unit, name in self.config.units.items()
+            }
+            assert self.unit is not None
+            data = units[self.unit]
+            context = ModbusServerContext(
+                devices={unit: each.context() for unit, each in units.items()}, single=False
+            )
+        else:
+            data = make(self.device_config)
+            unit = self.server_config.device_id
+            units = {0 if unit is None else unit: data}
+            context = build_server_context(data, self.server_config)
         device = FakeDevice(
-            context=build_server_context(data, self.server_config),
+            context=context,
             identity=self.server_config.make_identity(),
             ignore_missing_devices=self.server_config.ignore_missing_devices,
         )
-        return data, device
+        return units, data, device
+
+    def unit_data(self, unit: int | None = None) -> SimulatorData:
+        """The data a unit id reaches, as the Modbus server looks it up.
+
+        Args:
+            unit: A unit id; None takes the selected device (``data``).
+
+        Returns:
+            The unit's :class:`~trio_modbus.simulator.SimulatorData`.
+
+        Raises:
+            KeyError: No device answers that unit id.
+        """
+        if unit is None:
+            return self.data
+        found = self.units.get(unit, self.units.get(0))  # 0: every unit id
+        if found is None:
+            raise KeyError(
+                f"unit {unit} is not served; served: {', '.join(map(str, sorted(self.units)))}"
+            )
+        return found
 
     # -- running -----------------------------------------------------------------------------
 
@@ -252,7 +304,7 @@ class ModbusSimulatorServer:
             for handler in handlers:
                 package_log.removeHandler(handler)
                 handler.close()
-            self._scope = self._nursery = self._modbus_scope = None
+            self._scope = self._nursery = self._modbus_scope = self._generators_scope = None
             self._stopping = self._modbus_done = None
             self._stop_early = False
             self.started_at = None
@@ -302,7 +354,8 @@ class ModbusSimulatorServer:
         """Start the Modbus listener of the current device, in a scope of its own."""
         from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
 
-        self.data.mark_start()
+        for data in self.units.values():
+            data.mark_start()
         server = self.server_config
         options = server.server_options()
         for handled in ("identity", "ignore_missing_devices"):  # the device's, not the server's
@@ -331,9 +384,43 @@ class ModbusSimulatorServer:
 
         self.modbus_server = await nursery.start(serve)
         self._modbus_done = done
+        self._start_generators(nursery)
         self.modbus_address = (
             server.port if server.comm == "serial" else self.modbus_server.address
         )
+
+    def _start_generators(self, nursery: trio.Nursery) -> None:
+        """Store each generator's first value and start its task, in a scope of its own."""
+        import random
+
+        runs = []
+        for spec in self.config.generators:
+            for data in self.units.values():
+                if data.device.name != spec.device:
+                    continue
+                seed = spec.parameters.get("seed")
+                rng = random.Random(self.seed if seed is None else seed)
+                data.set(spec.address, spec.value(0, rng), spec.type)
+                runs.append((spec, data, rng))
+        if not runs:
+            return
+        scope = self._generators_scope = trio.CancelScope()
+        start = trio.current_time()
+
+        async def generate(spec: GeneratorConfig, data: SimulatorData, rng: Any) -> None:
+            tick = 0
+            while True:
+                tick += 1
+                await trio.sleep_until(start + tick * spec.period)
+                data.set(spec.address, spec.value(tick, rng), spec.type)
+
+        async def run_all() -> None:
+            with scope:
+                async with trio.open_nursery() as generators:
+                    for run in runs:
+                        generators.start_soon(generate, *run)
+
+        nursery.start_soon(run_all)
 
     async def restart(self) -> None:
         """Reload the configuration and rebind the Modbus listener (HTTP stays up).
@@ -361,29 +448,48 @@ class ModbusSimulatorServer:
         server_config, device_config = config.select(
             self.server_config.name, self.device_config.name
         )
+        unit = _selected_unit(config, device_config.name)
         if self.modbus_port is not None:
             server_config = dataclasses.replace(server_config, port=self.modbus_port)
-        previous = (self.config, self.server_config, self.device_config, self.data, self.device)
+        previous = (
+            self.config,
+            self.server_config,
+            self.device_config,
+            self.unit,
+            self.units,
+            self.data,
+            self.device,
+        )
         self.config, self.server_config, self.device_config = config, server_config, device_config
+        self.unit = unit
         try:
-            data, device = self._build()
+            units, data, device = self._build()
         except BaseException:
-            self.config, self.server_config, self.device_config = previous[:3]
+            self.config, self.server_config, self.device_config, self.unit = previous[:4]
             raise
         device.continue_from(self.device)
         await self._stop_modbus()
-        self.data, self.device = data, device
+        self.units, self.data, self.device = units, data, device
         try:
             await self._start_modbus(nursery)
         except BaseException:
-            (self.config, self.server_config, self.device_config, self.data, self.device) = (
-                previous
-            )
+            (
+                self.config,
+                self.server_config,
+                self.device_config,
+                self.unit,
+                self.units,
+                self.data,
+                self.device,
+            ) = previous
             await self._start_modbus(nursery)
             raise
         log.info("simulator: restarted, Modbus on %s", self.modbus_address)
 
     async def _stop_modbus(self) -> None:
+        if self._generators_scope is not None:
+            self._generators_scope.cancel()
+            self._generators_scope = None
         scope, done = self._modbus_scope, self._modbus_done
         if scope is not None and done is not None:
             scope.cancel()
@@ -458,6 +564,26 @@ class _Stopped:
 
         while not simulator._ended.is_set():  # asyncio, hosting the run as a guest
             await asyncio.sleep(0.005)
+
+
+def _selected_unit(config: SimulatorConfig, modbus_device: str | None) -> int | None:
+    """With ``trio_modbus.units``, the unit of the selected device (its first), else None.
+
+    Raises:
+        ConfigurationError: ``modbus_device`` is served at no unit.
+    """
+    if not config.units:
+        return None
+    if modbus_device is None:
+        return next(iter(config.units))
+    for unit, name in config.units.items():
+        if name == modbus_device:
+            return unit
+    served = sorted(set(config.units.values()))
+    raise ConfigurationError(
+        f"modbus_device={modbus_device!r} is at no unit of trio_modbus.units;"
+        f" valid: {', '.join(repr(name) for name in served)}"
+    )
 
 
 def _loopback(host: str) -> bool:
