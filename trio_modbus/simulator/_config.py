@@ -892,9 +892,9 @@ class SimulatorConfig:
         units: ``trio_modbus.units``: unit id -> ``device_list`` name, each unit served by
             its own copy of that device (empty: the server's ``device_id``, or every unit id,
             reaches the one selected device).
-        generators (tuple): ``trio_modbus.generators``, checked: the timed value
-            generators (``GeneratorConfig``: ``device``, ``address``, ``type``, ``kind``,
-            ``period`` and the kind's parameters).
+        generators: ``trio_modbus.generators``, checked: the timed value generators, each a
+            :class:`GeneratorConfig` (``device``, ``address``, ``type``, ``kind``, ``period``
+            and the kind's parameters).
     """
 
     servers: Mapping[str, ServerConfig]
