@@ -106,3 +106,13 @@ def test_importing_the_package_or_the_pytest_plugin_does_not_import_trio() -> No
         "assert trio_modbus.testing.FakeDevice.__module__ == 'trio_modbus.testing'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_server_api_and_the_simulator_import_no_http_library() -> None:
+    """The HTTP side is the ``simulator`` extra's: importing never needs it."""
+    code = (
+        "import sys, trio_modbus.server, trio_modbus.simulator\n"
+        "trio_modbus.server.ModbusSimulatorServer\n"
+        "assert not {'starlette', 'hypercorn'} & set(sys.modules), 'an HTTP library imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
