@@ -1,8 +1,9 @@
 """The simulator's configuration and state written back as pymodbus simulator JSON.
 
-:func:`config_document` gives the effective configuration (the selected server and device,
-as loaded); :func:`export_document` gives the device's current state, every value listed
-explicitly, so that loading it builds a device with the same cells.
+:func:`config_document` gives the effective configuration (the selected server, the devices
+the units use, and our ``trio_modbus`` key, as loaded); :func:`export_document` gives each
+unit's current state, every value listed explicitly in its device's word order, so that
+loading it builds units with the same cells and the same generators.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._config import CellType, DeviceConfig, ServerConfig
+from ._config import CellType, DeviceConfig, GeneratorConfig, ServerConfig, SimulatorConfig
 from ._datastore import _KIND, decode_value, encode_value
 
 if TYPE_CHECKING:
@@ -64,22 +65,8 @@ def _setup(device: DeviceConfig, sections: set[str]) -> dict[str, Any]:
     }
 
 
-def config_document(
-    server: ServerConfig, device: DeviceConfig, faults: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
-    """The effective configuration as pymodbus simulator JSON (one server, one device).
-
-    The fault rules of our ``trio_modbus`` key are kept; its token is not (a secret).
-
-    Args:
-        server: The selected server (with ``modbus_port`` applied).
-        device: The selected device.
-        faults: The configuration's ``trio_modbus.faults`` rules.
-
-    Returns:
-        A document :func:`~trio_modbus.simulator.load_config` (and pymodbus, when only
-        pymodbus's types are used) loads into the same configuration.
-    """
+def _config_body(device: DeviceConfig) -> dict[str, Any]:
+    """A ``device_list`` entry as loaded (its sections, ranges and repeats)."""
     sections: dict[str, list[Any]] = {k: [] for k in (*_PYMODBUS_TYPES, "int16", "float64")}
     for entry in device.entries:
         spec: dict[str, Any] = {
@@ -100,49 +87,128 @@ def config_document(
         if kind in _PYMODBUS_TYPES or entries:
             body[kind] = entries
     body["repeat"] = [{"addr": list(r.source), "to": list(r.target)} for r in device.repeat]
+    return body
+
+
+def _generator_entry(spec: GeneratorConfig, device: str) -> dict[str, Any]:
+    """One ``trio_modbus.generators`` entry, for ``device`` (a ``device_list`` name)."""
+    entry: dict[str, Any] = {
+        "device": device,
+        "address": spec.address,
+        "type": spec.type,
+        "kind": spec.kind,
+        "period": spec.period,
+    }
+    for key, value in spec.parameters.items():
+        if value is not None:  # a random's seed left to the simulator's
+            entry[key] = list(value) if isinstance(value, list | tuple) else value
+    return entry
+
+
+def _extensions(
+    faults: Sequence[Mapping[str, Any]],
+    word_orders: Mapping[str, str],
+    units: Mapping[int, str],
+    generators: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """Our ``trio_modbus`` key (never the token), only the parts that say something."""
+    extensions: dict[str, Any] = {}
+    if faults:
+        extensions["faults"] = [dict(rule) for rule in faults]
+    orders = {name: order for name, order in word_orders.items() if order != "big"}
+    if orders:
+        extensions["devices"] = {name: {"word_order": order} for name, order in orders.items()}
+    if units:
+        extensions["units"] = {str(unit): name for unit, name in units.items()}
+    if generators:
+        extensions["generators"] = list(generators)
+    return extensions
+
+
+def _selected_first(units: Mapping[int, Any], unit: int | None) -> list[int]:
+    """The unit ids, ``unit`` first (a simulator built with no names selects the first)."""
+    ids = list(units)
+    if unit is not None and unit in units:
+        ids.remove(unit)
+        ids.insert(0, unit)
+    return ids
+
+
+def config_document(
+    server: ServerConfig,
+    device: DeviceConfig,
+    faults: Sequence[Mapping[str, Any]] = (),
+    *,
+    config: SimulatorConfig | None = None,
+    unit: int | None = None,
+) -> dict[str, Any]:
+    """The effective configuration as pymodbus simulator JSON.
+
+    The document has the selected server and, with ``trio_modbus.units``, every device a unit
+    uses (else the selected device), and our ``trio_modbus`` key: the fault rules, the
+    devices' word orders, the units and the generators of those devices; never the token (a
+    secret). The selected unit comes first, so that loading the document selects it again.
+
+    Args:
+        server: The selected server (with ``modbus_port`` applied).
+        device: The selected device.
+        faults: The configuration's ``trio_modbus.faults`` rules.
+        config: The whole configuration, for its units, devices and generators; None: only
+            ``device``.
+        unit: The selected unit id (with ``trio_modbus.units``), or None.
+
+    Returns:
+        A document :func:`~trio_modbus.simulator.load_config` (and pymodbus, when only
+        pymodbus's types and keys are used) loads into the same configuration.
+    """
+    units: dict[int, str] = {}
+    devices: dict[str, DeviceConfig] = {device.name: device}
+    generators: Sequence[GeneratorConfig] = ()
+    if config is not None:
+        generators = config.generators
+        if config.units:
+            devices = {}
+            for each in _selected_first(config.units, unit):
+                name = config.units[each]
+                units[each] = name
+                devices.setdefault(name, config.devices[name])
     document: dict[str, Any] = {
         "server_list": {server.name: _server_entry(server)},
-        "device_list": {device.name: body},
+        "device_list": {name: _config_body(each) for name, each in devices.items()},
     }
-    if faults:
-        document["trio_modbus"] = {"faults": [dict(rule) for rule in faults]}
+    extensions = _extensions(
+        faults,
+        {name: each.word_order for name, each in devices.items()},
+        units,
+        [_generator_entry(g, g.device) for g in generators if g.device in devices],
+    )
+    if extensions:
+        document["trio_modbus"] = extensions
     return document
 
 
 def _value_of(data: SimulatorData, address: int, kind: str, span: int) -> Any:
-    """The value at ``address`` as JSON can carry it exactly, or None when it cannot."""
+    """The value at ``address`` as JSON can carry it exactly, or None when it cannot.
+
+    Multi-register numbers are read in the device's word order, the one a loaded file's
+    values are stored in; strings are always first byte high.
+    """
     words = [cell.value for cell in data.cells[address : address + span]]
     if kind in ("bits", "uint16"):
         return words[0]
-    value = decode_value(kind, words)
+    order = "big" if kind == "string" else data.word_order
+    value = decode_value(kind, words, order)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     try:
-        again = encode_value(kind, value, "big", span if kind == "string" else None)
+        again = encode_value(kind, value, order, span if kind == "string" else None)
     except ValueError:
         return None
     return value if again == words else None
 
 
-def export_document(
-    server: ServerConfig, device: DeviceConfig, data: SimulatorData
-) -> dict[str, Any]:
-    """The device's current state as pymodbus simulator JSON.
-
-    Every defined cell is listed with its current value, action, parameters and write
-    permission; ``repeat`` is expanded and ``invalid`` is left to the undefined cells. A value
-    JSON cannot carry exactly (a NaN or infinite float, a string that is not UTF-8, a lone
-    ``next`` cell a repeat left) is written as plain uint16 registers: the same register
-    values, another type.
-
-    Args:
-        server: The selected server.
-        device: The selected device (its sizes, modes and defaults are kept).
-        data: The device's cells.
-
-    Returns:
-        A document that loads into a device with the same cells.
-    """
+def _state_body(device: DeviceConfig, data: SimulatorData) -> dict[str, Any]:
+    """A ``device_list`` entry with ``data``'s current cells (``device``'s setup)."""
     sections: dict[str, list[dict[str, Any]]] = {
         k: [] for k in (*_PYMODBUS_TYPES, "int16", "float64")
     }
@@ -217,7 +283,81 @@ def export_document(
         if kind in _PYMODBUS_TYPES or entries:
             body[kind] = entries
     body["repeat"] = []
-    return {
+    return body
+
+
+def export_document(
+    server: ServerConfig,
+    device: DeviceConfig,
+    data: SimulatorData,
+    *,
+    units: Mapping[int, SimulatorData] | None = None,
+    unit: int | None = None,
+    generators: Sequence[GeneratorConfig] = (),
+) -> dict[str, Any]:
+    """The current state as pymodbus simulator JSON.
+
+    Each device entry lists every defined cell with its current value, action, parameters
+    and write permission; ``repeat`` is expanded and ``invalid`` is left to the undefined
+    cells. Multi-register values are written in the device's word order (kept in
+    ``trio_modbus.devices``). A value JSON cannot carry exactly (a NaN or infinite float, a
+    string that is not UTF-8, a lone ``next`` cell a repeat left) is written as plain uint16
+    registers: the same register values, another type.
+
+    With units (``trio_modbus.units``), each unit's device is written from its own cells;
+    two units sharing a device whose states differ get an entry each, the second named
+    ``<device>@<unit>``. The generators follow their devices (to each entry of a device
+    written twice). The fault rules are not written (the state of a device, not its faults).
+
+    Args:
+        server: The selected server.
+        device: The selected device (its sizes, modes and defaults are kept).
+        data: The selected device's cells.
+        units: Each served unit's data, with ``trio_modbus.units``; None: only ``data``.
+        unit: The selected unit (written first, so that loading selects it again).
+        generators: The configuration's generators.
+
+    Returns:
+        A document that loads into units with the same cells and generators.
+    """
+    served: dict[int, str] = {}
+    bodies: dict[str, dict[str, Any]] = {}
+    orders: dict[str, str] = {}
+    sources: dict[str, str] = {}  # entry name -> the device it was written from
+    if units:
+        taken = {each.device.name for each in units.values()}
+        for each in _selected_first(units, unit):
+            unit_data = units[each]
+            name = unit_data.device.name
+            body = _state_body(unit_data.device, unit_data)
+            if name in bodies and bodies[name] != body:
+                name = f"{name}@{each}"
+                while name in taken or name in bodies:
+                    name += "_"
+            served[each] = name
+            if name not in bodies:
+                bodies[name] = body
+                orders[name] = unit_data.word_order
+                sources[name] = unit_data.device.name
+    else:
+        bodies[device.name] = _state_body(device, data)
+        orders[device.name] = data.word_order
+        sources[device.name] = device.name
+    document: dict[str, Any] = {
         "server_list": {server.name: _server_entry(server)},
-        "device_list": {device.name: body},
+        "device_list": bodies,
     }
+    extensions = _extensions(
+        (),
+        orders,
+        served,
+        [
+            _generator_entry(g, name)
+            for g in generators
+            for name, source in sources.items()
+            if source == g.device
+        ],
+    )
+    if extensions:
+        document["trio_modbus"] = extensions
+    return document

@@ -482,16 +482,26 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         return Response(status_code=204)
 
     async def config(request: Request) -> Response:
-        device = simulator.device_config
-        document = config_document(simulator.server_config, device, simulator.config.faults)
-        if device.word_order != "big":
-            extensions = document.setdefault("trio_modbus", {})
-            extensions["devices"] = {device.name: {"word_order": device.word_order}}
-        return JSONResponse(document)
+        return JSONResponse(
+            config_document(
+                simulator.server_config,
+                simulator.device_config,
+                simulator.config.faults,
+                config=simulator.config,
+                unit=simulator.unit,
+            )
+        )
 
     async def export(request: Request) -> Response:
         return JSONResponse(
-            export_document(simulator.server_config, simulator.device_config, simulator.data),
+            export_document(
+                simulator.server_config,
+                simulator.device_config,
+                simulator.data,
+                units=simulator.units if simulator.unit is not None else None,
+                unit=simulator.unit,
+                generators=simulator.config.generators,
+            ),
             headers={"content-disposition": 'attachment; filename="simulator.json"'},
         )
 

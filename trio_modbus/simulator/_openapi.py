@@ -71,6 +71,12 @@ _TYPED = [
     _query("word_order", "string", "big (high word first) or little"),
     _query("length", "integer", "registers of a string"),
 ]
+_UNIT = _query(
+    "unit",
+    "integer",
+    "the unit id whose device to use (trio_modbus.units); without it, the selected device."
+    " 404 when no device answers it",
+)
 _SINCE = _query("since", "integer", "only what comes after this sequence number")
 _LIMIT = _query("limit", "integer", "end the stream after this many events")
 
@@ -145,10 +151,11 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/cells": {
             "get": _operation(
                 "Cells with type, value, permission, action and counters",
-                {"200": _json("Cells"), "400": _ERROR},
+                {"200": _json("Cells"), "400": _ERROR, "404": _ERROR},
                 parameters=[
                     _query("start", "integer", "first cell"),
                     _query("count", "integer", "cells"),
+                    _UNIT,
                 ],
             )
         },
@@ -156,12 +163,12 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "A typed value",
                 {"200": _json("The value"), "400": _ERROR, "404": _ERROR},
-                parameters=[_ADDRESS, *_TYPED],
+                parameters=[_ADDRESS, *_TYPED, _UNIT],
             ),
             "put": _operation(
                 "Force a typed value (bypasses write permissions)",
                 {"200": _json("The value"), "400": _ERROR, "404": _ERROR},
-                parameters=[_ADDRESS, *_TYPED],
+                parameters=[_ADDRESS, *_TYPED, _UNIT],
                 body={
                     "type": "object",
                     "properties": {
@@ -174,17 +181,30 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
         "/api/v1/reset": {
-            "post": _operation("Restore every cell's initial value", {"204": _NO_CONTENT})
+            "post": _operation(
+                "Restore every cell's initial value (of every unit, or of ?unit=)",
+                {"204": _NO_CONTENT, "400": _ERROR, "404": _ERROR},
+                parameters=[
+                    _query(
+                        "unit",
+                        "integer",
+                        "only this unit id's device; without it, every unit's."
+                        " 404 when no device answers it",
+                    )
+                ],
+            )
         },
         "/api/v1/config": {
             "get": _operation(
-                "The effective configuration, as pymodbus simulator JSON",
+                "The effective configuration, as pymodbus simulator JSON: the selected server,"
+                " every device a unit uses, and the trio_modbus key (without the token)",
                 {"200": _json("Configuration")},
             )
         },
         "/api/v1/export": {
             "get": _operation(
-                "The current state, as pymodbus simulator JSON that loads into the same cells",
+                "The current state of every unit's device, as pymodbus simulator JSON that loads"
+                " into the same units, cells and generators",
                 {"200": _json("Configuration")},
             )
         },
