@@ -895,6 +895,9 @@ class SimulatorConfig:
         generators: ``trio_modbus.generators``, checked: the timed value generators, each a
             :class:`GeneratorConfig` (``device``, ``address``, ``type``, ``kind``, ``period``
             and the kind's parameters).
+        on_write: ``trio_modbus.on_write``, checked, with the defaults filled in: one dict per
+            entry, ``{"device": name, "address": cell, "set": [{"address": cell, "value":
+            value, "type": type}, ...], "fault": rule or None}``.
     """
 
     servers: Mapping[str, ServerConfig]
@@ -905,6 +908,7 @@ class SimulatorConfig:
     token: str | None = None
     units: Mapping[int, str] = dataclasses.field(default_factory=dict)
     generators: tuple[GeneratorConfig, ...] = ()
+    on_write: tuple[Mapping[str, Any], ...] = ()
 
     def select(
         self, modbus_server: str | None = None, modbus_device: str | None = None
@@ -1041,6 +1045,7 @@ def load_config(
         extensions.token,
         extensions.units,
         _generators(extensions.generators, devices),
+        _on_write(extensions.on_write, devices),
     )
 
 
@@ -1051,9 +1056,10 @@ class _Extensions:
     word_orders: Mapping[str, WordOrder] = dataclasses.field(default_factory=dict)
     units: Mapping[int, str] = dataclasses.field(default_factory=dict)
     generators: Any = ()
+    on_write: Any = ()
 
 
-_EXTENSION_KEYS = ("faults", "token", "devices", "units", "generators")
+_EXTENSION_KEYS = ("faults", "token", "devices", "units", "generators", "on_write")
 _DEVICE_EXTENSION_KEYS = ("word_order",)
 _WORD_ORDERS = ("big", "little")
 
@@ -1111,7 +1117,8 @@ def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
             )
         units[unit] = name
     generators = extensions.get("generators", [])
-    return _Extensions(rules, token, word_orders, units, generators)
+    on_write = extensions.get("on_write", [])
+    return _Extensions(rules, token, word_orders, units, generators, on_write)
 
 
 # -- value generators ------------------------------------------------------------------------
@@ -1297,4 +1304,89 @@ def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Generato
         found.append(
             GeneratorConfig(name, address, value_type, kind, float(period), checked, entry_path)
         )
+    return tuple(found)
+
+
+# -- actions on write ------------------------------------------------------------------------
+
+_ON_WRITE_KEYS = ("device", "address", "set", "fault")
+_SET_KEYS = ("address", "value", "type")
+
+
+def _set_values(raw: Any, path: str, device: DeviceConfig) -> list[dict[str, Any]]:
+    """A list of typed values to store (``on_write[n].set``), checked against ``device``."""
+    from ._datastore import VALUE_TYPES, encode_value
+
+    found: list[dict[str, Any]] = []
+    count = device.register_count
+    for index, raw_entry in enumerate(_list(raw, path)):
+        entry_path = f"{path}[{index}]"
+        entry = _object(raw_entry, entry_path)
+        _unknown_keys(entry, _SET_KEYS, entry_path)
+        for key in ("address", "value"):
+            if key not in entry:
+                raise ConfigurationError(f"{entry_path}: missing {key!r}")
+        value_type = entry.get("type", "uint16")
+        if value_type not in VALUE_TYPES:
+            raise ConfigurationError(
+                f"{entry_path}.type: {value_type!r} is not a value type;"
+                f" valid: {_choices(VALUE_TYPES)}"
+            )
+        address = _int(entry["address"], f"{entry_path}.address", 0, max(count - 1, 0))
+        value = entry["value"]
+        if value_type == "string":
+            value = _str(value, f"{entry_path}.value")
+        elif value_type != "bits" or not isinstance(value, list | tuple):
+            value = _number(value, f"{entry_path}.value", value_type not in _FLOATS)
+        try:
+            width = len(encode_value(value_type, value, device.word_order))
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"{entry_path}.value: {exc}") from None
+        if address + width > count:
+            raise ConfigurationError(
+                f"{entry_path}.address: a {value_type} of {width} cells at {address} leaves"
+                f" the device ({count} cells)"
+            )
+        found.append({"address": address, "value": value, "type": value_type})
+    return found
+
+
+_FLOATS = ("float32", "float64")
+
+
+def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[str, Any], ...]:
+    """``trio_modbus.on_write``, checked: each entry with ``set`` and ``fault`` filled in."""
+    from trio_modbus.testing import add_faults
+    from trio_modbus.testing.faults import Faults
+
+    path = "trio_modbus.on_write"
+    found: list[Mapping[str, Any]] = []
+    for index, raw_entry in enumerate(_list(raw, path)):
+        entry_path = f"{path}[{index}]"
+        entry = _object(raw_entry, entry_path)
+        _unknown_keys(entry, _ON_WRITE_KEYS, entry_path)
+        for key in ("device", "address"):
+            if key not in entry:
+                raise ConfigurationError(f"{entry_path}: missing {key!r}")
+        if "set" not in entry and "fault" not in entry:
+            raise ConfigurationError(f"{entry_path}: give 'set', 'fault' or both")
+        name = entry["device"]
+        if name not in devices:
+            raise ConfigurationError(
+                f"{entry_path}.device: {name!r} is not in device_list;"
+                f" valid: {_choices(list(devices))}"
+            )
+        device = devices[name]
+        address = _int(
+            entry["address"], f"{entry_path}.address", 0, max(device.register_count - 1, 0)
+        )
+        values = _set_values(entry.get("set", []), f"{entry_path}.set", device)
+        fault: dict[str, Any] | None = None
+        if entry.get("fault") is not None:
+            fault = dict(_object(entry["fault"], f"{entry_path}.fault"))
+            try:
+                add_faults([fault], Faults())  # checked now, armed on each matching write
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{entry_path}.fault: {exc}") from None
+        found.append({"device": name, "address": address, "set": values, "fault": fault})
     return tuple(found)

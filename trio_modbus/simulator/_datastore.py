@@ -280,6 +280,11 @@ class SimulatorData:
     permissions and count nothing. ``word_order`` (``"big"`` or ``"little"``, the device's
     ``DeviceConfig.word_order``) is their default word order.
 
+    ``write_hook``, when not None, is called after every Modbus write that was accepted
+    (:meth:`write`), with the addresses of the cells it changed, in order; the simulator
+    runs ``trio_modbus.on_write`` through it. Values it stores with :meth:`set` do not call it
+    again.
+
     Args:
         device: The device configuration.
         custom_actions: The custom actions its cells may name (by default, none: a config
@@ -353,6 +358,7 @@ class SimulatorData:
         self._base = {fc: offsets[table] for fc, table in _TABLE.items()}
         self._limit = {fc: sizes[table] for fc, table in _TABLE.items()}
         self._type_exception = device.type_exception
+        self.write_hook: Callable[[Sequence[int]], None] | None = None
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -640,6 +646,8 @@ class SimulatorData:
                 if name in self._writes_run:
                     function, extended = self._custom[name]
                     run_custom(function, extended, self, index, function_code, "set")
+        if self.write_hook is not None:
+            self.write_hook(touched)
         return None
 
     def context(self) -> SimulatorDeviceContext:

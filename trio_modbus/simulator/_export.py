@@ -110,6 +110,7 @@ def _extensions(
     word_orders: Mapping[str, str],
     units: Mapping[int, str],
     generators: Sequence[dict[str, Any]],
+    on_write: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Our ``trio_modbus`` key (never the token), only the parts that say something."""
     extensions: dict[str, Any] = {}
@@ -122,7 +123,22 @@ def _extensions(
         extensions["units"] = {str(unit): name for unit, name in units.items()}
     if generators:
         extensions["generators"] = list(generators)
+    if on_write:
+        extensions["on_write"] = [_on_write_entry(entry) for entry in on_write]
     return extensions
+
+
+def _on_write_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``trio_modbus.on_write`` entry as loaded (defaults filled in, no empty parts)."""
+    found: dict[str, Any] = {"device": entry["device"], "address": entry["address"]}
+    if entry["set"]:
+        found["set"] = [
+            {**value, "value": list(v) if isinstance(v := value["value"], list | tuple) else v}
+            for value in entry["set"]
+        ]
+    if entry["fault"] is not None:
+        found["fault"] = dict(entry["fault"])
+    return found
 
 
 def _selected_first(units: Mapping[int, Any], unit: int | None) -> list[int]:
@@ -146,7 +162,8 @@ def config_document(
 
     The document has the selected server and, with ``trio_modbus.units``, every device a unit
     uses (else the selected device), and our ``trio_modbus`` key: the fault rules, the
-    devices' word orders, the units and the generators of those devices; never the token (a
+    devices' word orders, the units, the generators and the ``on_write`` entries of those
+    devices; never the token (a
     secret). The selected unit comes first, so that loading the document selects it again.
 
     Args:
@@ -164,8 +181,10 @@ def config_document(
     units: dict[int, str] = {}
     devices: dict[str, DeviceConfig] = {device.name: device}
     generators: Sequence[GeneratorConfig] = ()
+    on_write: Sequence[Mapping[str, Any]] = ()
     if config is not None:
         generators = config.generators
+        on_write = config.on_write
         if config.units:
             devices = {}
             for each in _selected_first(config.units, unit):
@@ -181,6 +200,7 @@ def config_document(
         {name: each.word_order for name, each in devices.items()},
         units,
         [_generator_entry(g, g.device) for g in generators if g.device in devices],
+        [entry for entry in on_write if entry["device"] in devices],
     )
     if extensions:
         document["trio_modbus"] = extensions

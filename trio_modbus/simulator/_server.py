@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -187,6 +187,8 @@ class ModbusSimulatorServer:
             identity=self.server_config.make_identity(),
             ignore_missing_devices=self.server_config.ignore_missing_devices,
         )
+        for each in units.values():
+            each.write_hook = _write_actions(self.config.on_write, each, device)
         return units, data, device
 
     def unit_data(self, unit: int | None = None) -> SimulatorData:
@@ -564,6 +566,35 @@ class _Stopped:
 
         while not simulator._ended.is_set():  # asyncio, hosting the run as a guest
             await asyncio.sleep(0.005)
+
+
+def _write_actions(
+    actions: Sequence[Mapping[str, Any]], data: SimulatorData, device: FakeDevice
+) -> Callable[[Sequence[int]], None] | None:
+    """The ``write_hook`` running ``trio_modbus.on_write`` on one unit's data, or None.
+
+    A Modbus write touching an entry's cell stores its ``set`` values (typed, in the
+    device's word order) and arms a copy of its ``fault`` rule on ``device``; the entries
+    run in file order, once per write however many of their cells it touched.
+    """
+    mine = [action for action in actions if action["device"] == data.device.name]
+    if not mine:
+        return None
+
+    def hook(touched: Sequence[int]) -> None:
+        from trio_modbus.testing import add_faults
+
+        cells = set(touched)
+        for action in mine:
+            if action["address"] not in cells:
+                continue
+            for value in action["set"]:
+                data.set(value["address"], value["value"], value["type"])
+            if action["fault"] is not None:
+                add_faults([action["fault"]], device.faults)
+            log.debug("simulator: a write to cell %d ran its on_write entry", action["address"])
+
+    return hook
 
 
 def _selected_unit(config: SimulatorConfig, modbus_device: str | None) -> int | None:

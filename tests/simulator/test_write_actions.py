@@ -1,0 +1,231 @@
+"""``trio_modbus.on_write``: values stored and fault rules armed when a client writes a cell."""
+
+from __future__ import annotations
+
+import copy
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from trio_modbus import ConfigurationError
+from trio_modbus.simulator import ModbusSimulatorServer, load_config
+from trio_modbus.testing import raw
+
+from ._support import document
+
+TIMEOUT = 20
+
+# Shared blocks of 20 cells: cells 0..7 writable; cell 0 is also coils 0..15.
+SECTIONS: dict[str, Any] = {"uint16": [{"addr": [0, 19], "value": 0}], "write": [[0, 7]]}
+
+
+def with_on_write(on_write: list[Any], **extra: Any) -> dict[str, Any]:
+    doc = document({"port": 0}, **SECTIONS)
+    doc["trio_modbus"] = {"on_write": copy.deepcopy(on_write), **extra}
+    return doc
+
+
+@asynccontextmanager
+async def running(doc: dict[str, Any]) -> AsyncIterator[ModbusSimulatorServer]:
+    with trio.fail_after(TIMEOUT):
+        async with ModbusSimulatorServer(http_host="127.0.0.1", http_port=0, config=doc) as sim:
+            yield sim
+
+
+async def ask(sim: ModbusSimulatorServer, *pdus: bytes) -> list[bytes]:
+    async with raw.connect(sim.modbus_address) as client:
+        return [(await client.request(pdu)).pdu for pdu in pdus]
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        raw.write_register(3, 7),  # 06
+        raw.write_registers(2, [1, 2, 3]),  # 16 (0x10)
+        raw.mask_write_register(3, 0x00FF, 0x0100),  # 22 (0x16)
+        raw.read_write_registers(0, 1, 3, [9]),  # 23 (0x17)
+    ],
+    ids=["06", "10", "16", "17"],
+)
+async def test_a_register_write_touching_the_cell_stores_the_values(pdu: bytes) -> None:
+    entry = {
+        "device": "device",
+        "address": 3,
+        "set": [
+            {"address": 10, "value": 1, "type": "uint16"},
+            {"address": 12, "value": 2.5, "type": "float32"},
+            {"address": 14, "value": -2, "type": "int16"},
+        ],
+    }
+    async with running(with_on_write([entry])) as sim:
+        [reply] = await ask(sim, pdu)
+        assert not reply[0] & 0x80
+        assert sim.data.get(10, "uint16") == 1
+        assert sim.data.get(12, "float32") == 2.5
+        assert sim.data.get(14, "int16") == -2
+        [read] = await ask(sim, raw.read_holding_registers(12, 2))
+        assert read[2:] == struct.pack(">f", 2.5)
+
+
+async def test_coil_writes_touch_the_cell_holding_the_bit() -> None:
+    entry = {"device": "device", "address": 1, "set": [{"address": 10, "value": 5}]}
+    async with running(with_on_write([entry])) as sim:
+        await ask(sim, raw.write_coil(3, True))  # 05: coil 3 is in cell 0
+        assert sim.data.get(10) == 0
+        await ask(sim, raw.write_coil(17, True))  # cell 1
+        assert sim.data.get(10) == 5
+        sim.data.set(10, 0)
+        await ask(sim, raw.write_coils(14, [1, 0, 1]))  # 0F: cells 0 and 1
+        assert sim.data.get(10) == 5
+
+
+async def test_other_writes_reads_and_refused_writes_do_nothing() -> None:
+    entry = {"device": "device", "address": 3, "set": [{"address": 10, "value": 1}]}
+    async with running(with_on_write([entry])) as sim:
+        replies = await ask(
+            sim,
+            raw.write_register(4, 1),
+            raw.read_holding_registers(0, 8),
+            raw.write_registers(3, [1] * 6),  # 8 is read-only: nothing written
+        )
+        assert replies[2][0] == 0x90
+        assert sim.data.get(10) == 0
+        sim.data.set(3, 9)  # set() is not a Modbus write
+        assert sim.data.get(10) == 0
+
+
+async def test_the_word_order_is_the_devices() -> None:
+    entry = {
+        "device": "device",
+        "address": 0,
+        "set": [{"address": 10, "value": 0x12345678, "type": "uint32"}],
+    }
+    doc = with_on_write([entry], devices={"device": {"word_order": "little"}})
+    async with running(doc) as sim:
+        await ask(sim, raw.write_register(0, 1))
+        assert [cell.value for cell in sim.data.cells[10:12]] == [0x5678, 0x1234]
+
+
+async def test_a_write_arms_the_fault_for_the_next_requests() -> None:
+    fault = {"action": "exception", "code": 6, "function": 3, "times": 1}
+    entry = {"device": "device", "address": 5, "fault": fault}
+    async with running(with_on_write([entry])) as sim:
+        before, write, after, again = await ask(
+            sim,
+            raw.read_holding_registers(0, 1),
+            raw.write_register(5, 1),
+            raw.read_holding_registers(0, 1),
+            raw.read_holding_registers(0, 1),
+        )
+        assert before[0] == 0x03 and write[0] == 0x06
+        assert after == bytes([0x83, 0x06])
+        assert again[0] == 0x03  # times: 1, spent
+        await ask(sim, raw.write_register(5, 2))  # each write arms a new copy
+        assert len(sim.device.faults.rules) == 1
+
+
+async def test_each_unit_runs_its_own_entries() -> None:
+    entry = {"device": "device", "address": 0, "set": [{"address": 10, "value": 1}]}
+    doc = with_on_write([entry], units={"1": "device", "2": "device"})
+    async with running(doc) as sim:
+        async with raw.connect(sim.modbus_address) as client:
+            await client.request(raw.write_register(0, 1), unit=2)
+        assert sim.units[2].get(10) == 1
+        assert sim.units[1].get(10) == 0
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"address": 1, "set": []}, "trio_modbus.on_write[0]: missing 'device'"),
+        ({"device": "device", "address": 1}, "give 'set', 'fault' or both"),
+        (
+            {"device": "meter", "address": 1, "set": []},
+            "trio_modbus.on_write[0].device: 'meter' is not in device_list; valid: 'device'",
+        ),
+        (
+            {"device": "device", "address": 20, "set": []},
+            "trio_modbus.on_write[0].address: expected an integer in 0..19",
+        ),
+        (
+            {"device": "device", "address": 1, "then": []},
+            "trio_modbus.on_write[0].then: unknown key; valid keys: 'device', 'address'",
+        ),
+        (
+            {"device": "device", "address": 1, "set": [{"address": 1, "value": 1, "type": "u8"}]},
+            "trio_modbus.on_write[0].set[0].type: 'u8' is not a value type; valid: 'bits'",
+        ),
+        (
+            {"device": "device", "address": 1, "set": [{"address": 1, "value": 70000}]},
+            "trio_modbus.on_write[0].set[0].value:",
+        ),
+        (
+            {
+                "device": "device",
+                "address": 1,
+                "set": [{"address": 19, "value": 1.0, "type": "float32"}],
+            },
+            "trio_modbus.on_write[0].set[0].address: a float32 of 2 cells at 19 leaves the device",
+        ),
+        (
+            {"device": "device", "address": 1, "fault": {"action": "explode"}},
+            "trio_modbus.on_write[0].fault: fault #1: action = 'explode'; allowed: ",
+        ),
+        (
+            {"device": "device", "address": 1, "set": {}},
+            "trio_modbus.on_write[0].set: expected a list",
+        ),
+    ],
+)
+def test_errors_name_the_path_and_the_choices(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(with_on_write([entry]))
+    assert message in str(caught.value)
+
+
+def test_a_bad_entry_builds_nothing() -> None:
+    good = {"device": "device", "address": 1, "set": [{"address": 10, "value": 1}]}
+    bad = {"device": "device", "address": 1, "set": [{"address": 10}]}
+    with pytest.raises(ConfigurationError, match=r"on_write\[1\]\.set\[0\]: missing 'value'"):
+        ModbusSimulatorServer(http_port=0, config=with_on_write([good, bad]))
+
+
+def test_defaults_are_filled_in() -> None:
+    config = load_config(
+        with_on_write([{"device": "device", "address": 2, "set": [{"address": 3, "value": 4}]}])
+    )
+    assert config.on_write == (
+        {
+            "device": "device",
+            "address": 2,
+            "set": [{"address": 3, "value": 4, "type": "uint16"}],
+            "fault": None,
+        },
+    )
+
+
+async def test_the_config_endpoint_keeps_the_entries_and_they_load_again() -> None:
+    entries = [
+        {
+            "device": "device",
+            "address": 3,
+            "set": [{"address": 12, "value": 2.5, "type": "float32"}],
+            "fault": {"action": "exception", "code": 6, "times": 1},
+        },
+        {"device": "device", "address": 4, "set": [{"address": 10, "value": 1, "type": "uint16"}]},
+    ]
+    async with running(with_on_write(entries)) as sim:
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            got = (await api.get("/api/v1/config")).json()
+    assert got["trio_modbus"]["on_write"] == entries
+    assert load_config(got).on_write == load_config(with_on_write(entries)).on_write
