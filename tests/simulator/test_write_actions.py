@@ -229,3 +229,120 @@ async def test_the_config_endpoint_keeps_the_entries_and_they_load_again() -> No
             got = (await api.get("/api/v1/config")).json()
     assert got["trio_modbus"]["on_write"] == entries
     assert load_config(got).on_write == load_config(with_on_write(entries)).on_write
+
+
+# -- the scenario timeline -----------------------------------------------------------------------
+
+
+def with_scenario(steps: list[Any], **extra: Any) -> dict[str, Any]:
+    doc = document({"port": 0}, **SECTIONS)
+    doc["trio_modbus"] = {"scenario": copy.deepcopy(steps), **extra}
+    return doc
+
+
+async def read_one(sim: ModbusSimulatorServer, address: int) -> bytes:
+    [reply] = await ask(sim, raw.read_holding_registers(address, 1))
+    return reply
+
+
+async def test_timed_steps_run_on_trios_clock(mock_clock: trio.testing.MockClock) -> None:
+    steps = [
+        {"at": 2, "clear_faults": True},
+        {"at": 1.0, "set": [{"address": 10, "value": 7}]},
+        {"at": 1.5, "fault": {"action": "exception", "code": 6, "function": 3}},
+        {"at": 0, "set": [{"address": 12, "value": 1.5, "type": "float32"}]},
+    ]
+    async with running(with_scenario(steps)) as sim:
+
+        async def at(seconds: float) -> None:
+            mock_clock.jump(seconds - (trio.current_time() - start))
+            await trio.testing.wait_all_tasks_blocked()
+
+        start = trio.current_time()
+        await at(0)
+        assert sim.data.get(12, "float32") == 1.5
+        assert await read_one(sim, 10) == bytes.fromhex("03 02 0000")
+        await at(0.99)
+        assert sim.data.get(10) == 0
+        await at(1.0)
+        assert await read_one(sim, 10) == bytes.fromhex("03 02 0007")
+        await at(1.5)
+        assert await read_one(sim, 10) == bytes([0x83, 0x06])
+        await at(2)
+        assert await read_one(sim, 10) == bytes.fromhex("03 02 0007")
+        assert sim.device.faults.rules == []
+
+
+async def test_request_steps_count_the_requests_served() -> None:
+    steps = [
+        {"after_requests": 2, "fault": {"action": "exception", "code": 4, "times": 1}},
+        {"after_requests": 4, "set": [{"address": 10, "value": 3}]},
+    ]
+    async with running(with_scenario(steps)) as sim:
+        replies = await ask(sim, *[raw.read_holding_registers(10, 1)] * 5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert replies[:3] == [
+            bytes.fromhex("03 02 0000"),
+            bytes.fromhex("03 02 0000"),
+            bytes([0x83, 0x04]),  # the 3rd request: armed after the 2nd
+        ]
+        assert replies[4] == bytes.fromhex("03 02 0003")  # set after the 4th
+
+
+async def test_restart_starts_the_scenario_again(autojump_clock: object) -> None:
+    steps = [{"at": 1, "set": [{"address": 10, "value": 5}]}]
+    async with running(with_scenario(steps)) as sim:
+        await trio.sleep(1.5)
+        assert sim.data.get(10) == 5
+        await sim.restart()
+        assert sim.data.get(10) == 0
+        await trio.sleep(1.5)
+        assert sim.data.get(10) == 5
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"set": []}, "trio_modbus.scenario[0]: give one trigger; valid: 'at', 'after_requests'"),
+        ({"at": 1, "after_requests": 2, "clear_faults": True}, "give one trigger"),
+        ({"at": -1, "clear_faults": True}, "trio_modbus.scenario[0].at: expected seconds >= 0"),
+        ({"after_requests": 0, "clear_faults": True}, "scenario[0].after_requests: expected an"),
+        ({"at": 1}, "trio_modbus.scenario[0]: give 'set', 'fault' and/or 'clear_faults'"),
+        ({"at": 1, "clear_faults": "yes"}, "scenario[0].clear_faults: expected true or false"),
+        ({"at": 1, "device": "x", "clear_faults": True}, ".device: 'x' is not in device_list"),
+        (
+            {"at": 1, "wait": 2},
+            "scenario[0].wait: unknown key; valid keys: 'at', 'after_requests'",
+        ),
+        ({"at": 1, "set": [{"address": 99, "value": 1}]}, "scenario[0].set[0].address: expected"),
+        ({"at": 1, "fault": {"action": "nope"}}, "trio_modbus.scenario[0].fault: fault #1"),
+    ],
+)
+def test_scenario_errors_name_the_path_and_the_choices(step: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(with_scenario([step]))
+    assert message in str(caught.value)
+
+
+def test_set_needs_a_device_when_there_are_several() -> None:
+    doc = with_scenario([{"at": 1, "set": [{"address": 1, "value": 1}]}])
+    doc["device_list"]["other"] = doc["device_list"]["device"]
+    with pytest.raises(
+        ConfigurationError, match=r"scenario\[0\]: missing 'device'.*'device', 'other'"
+    ):
+        load_config(doc)
+
+
+async def test_the_config_endpoint_keeps_the_scenario() -> None:
+    steps = [
+        {"at": 0.0, "set": [{"address": 12, "value": 2.5, "type": "float32"}], "device": "device"},
+        {"after_requests": 3, "fault": {"action": "exception", "code": 6}},
+        {"at": 2.0, "clear_faults": True},
+    ]
+    async with running(with_scenario(steps)) as sim:
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            got = (await api.get("/api/v1/config")).json()
+    assert got["trio_modbus"]["scenario"] == steps
+    assert load_config(got).scenario == load_config(with_scenario(steps)).scenario

@@ -898,6 +898,9 @@ class SimulatorConfig:
         on_write: ``trio_modbus.on_write``, checked, with the defaults filled in: one dict per
             entry, ``{"device": name, "address": cell, "set": [{"address": cell, "value":
             value, "type": type}, ...], "fault": rule or None}``.
+        scenario: ``trio_modbus.scenario``, checked, with the defaults filled in: one dict per
+            step, its trigger (``{"at": seconds}`` or ``{"after_requests": count}``) and
+            ``"device"``, ``"set"``, ``"fault"`` (a rule or None) and ``"clear_faults"``.
     """
 
     servers: Mapping[str, ServerConfig]
@@ -909,6 +912,7 @@ class SimulatorConfig:
     units: Mapping[int, str] = dataclasses.field(default_factory=dict)
     generators: tuple[GeneratorConfig, ...] = ()
     on_write: tuple[Mapping[str, Any], ...] = ()
+    scenario: tuple[Mapping[str, Any], ...] = ()
 
     def select(
         self, modbus_server: str | None = None, modbus_device: str | None = None
@@ -1046,6 +1050,7 @@ def load_config(
         extensions.units,
         _generators(extensions.generators, devices),
         _on_write(extensions.on_write, devices),
+        _scenario(extensions.scenario, devices),
     )
 
 
@@ -1057,9 +1062,10 @@ class _Extensions:
     units: Mapping[int, str] = dataclasses.field(default_factory=dict)
     generators: Any = ()
     on_write: Any = ()
+    scenario: Any = ()
 
 
-_EXTENSION_KEYS = ("faults", "token", "devices", "units", "generators", "on_write")
+_EXTENSION_KEYS = ("faults", "token", "devices", "units", "generators", "on_write", "scenario")
 _DEVICE_EXTENSION_KEYS = ("word_order",)
 _WORD_ORDERS = ("big", "little")
 
@@ -1118,7 +1124,8 @@ def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
         units[unit] = name
     generators = extensions.get("generators", [])
     on_write = extensions.get("on_write", [])
-    return _Extensions(rules, token, word_orders, units, generators, on_write)
+    scenario = extensions.get("scenario", [])
+    return _Extensions(rules, token, word_orders, units, generators, on_write, scenario)
 
 
 # -- value generators ------------------------------------------------------------------------
@@ -1354,11 +1361,23 @@ def _set_values(raw: Any, path: str, device: DeviceConfig) -> list[dict[str, Any
 _FLOATS = ("float32", "float64")
 
 
-def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[str, Any], ...]:
-    """``trio_modbus.on_write``, checked: each entry with ``set`` and ``fault`` filled in."""
+def _fault_rule(raw: Any, path: str) -> dict[str, Any] | None:
+    """A fault rule table (or None), checked now; armed later, a copy each time."""
     from trio_modbus.testing import add_faults
     from trio_modbus.testing.faults import Faults
 
+    if raw is None:
+        return None
+    fault = dict(_object(raw, path))
+    try:
+        add_faults([fault], Faults())
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    return fault
+
+
+def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[str, Any], ...]:
+    """``trio_modbus.on_write``, checked: each entry with ``set`` and ``fault`` filled in."""
     path = "trio_modbus.on_write"
     found: list[Mapping[str, Any]] = []
     for index, raw_entry in enumerate(_list(raw, path)):
@@ -1381,12 +1400,62 @@ def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
             entry["address"], f"{entry_path}.address", 0, max(device.register_count - 1, 0)
         )
         values = _set_values(entry.get("set", []), f"{entry_path}.set", device)
-        fault: dict[str, Any] | None = None
-        if entry.get("fault") is not None:
-            fault = dict(_object(entry["fault"], f"{entry_path}.fault"))
-            try:
-                add_faults([fault], Faults())  # checked now, armed on each matching write
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"{entry_path}.fault: {exc}") from None
+        fault = _fault_rule(entry.get("fault"), f"{entry_path}.fault")
         found.append({"device": name, "address": address, "set": values, "fault": fault})
+    return tuple(found)
+
+
+# -- the scenario timeline -------------------------------------------------------------------
+
+_SCENARIO_TRIGGERS = ("at", "after_requests")
+_STEP_KEYS = (*_SCENARIO_TRIGGERS, "device", "set", "fault", "clear_faults")
+
+
+def _scenario(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[str, Any], ...]:
+    """``trio_modbus.scenario``, checked: each step with its trigger and its actions."""
+    path = "trio_modbus.scenario"
+    found: list[Mapping[str, Any]] = []
+    for index, raw_step in enumerate(_list(raw, path)):
+        step_path = f"{path}[{index}]"
+        step = _object(raw_step, step_path)
+        _unknown_keys(step, _STEP_KEYS, step_path)
+        triggers = [key for key in _SCENARIO_TRIGGERS if key in step]
+        if len(triggers) != 1:
+            raise ConfigurationError(
+                f"{step_path}: give one trigger; valid: {_choices(_SCENARIO_TRIGGERS)}"
+            )
+        checked: dict[str, Any] = {}
+        if "at" in step:
+            at = _number(step["at"], f"{step_path}.at", False)
+            if at < 0:
+                raise ConfigurationError(f"{step_path}.at: expected seconds >= 0, got {at!r}")
+            checked["at"] = float(at)
+        else:
+            checked["after_requests"] = _int(
+                step["after_requests"], f"{step_path}.after_requests", 1, 2**63
+            )
+        if not any(key in step for key in ("set", "fault", "clear_faults")):
+            raise ConfigurationError(f"{step_path}: give 'set', 'fault' and/or 'clear_faults'")
+        name = step.get("device")
+        if name is None and "set" in step:
+            if len(devices) != 1:
+                raise ConfigurationError(
+                    f"{step_path}: missing 'device' (the device the values are set on);"
+                    f" valid: {_choices(list(devices))}"
+                )
+            name = next(iter(devices))
+        if name is not None and name not in devices:
+            raise ConfigurationError(
+                f"{step_path}.device: {name!r} is not in device_list;"
+                f" valid: {_choices(list(devices))}"
+            )
+        checked["device"] = name
+        checked["set"] = []
+        if "set" in step and name is not None:
+            checked["set"] = _set_values(step["set"], f"{step_path}.set", devices[name])
+        checked["fault"] = _fault_rule(step.get("fault"), f"{step_path}.fault")
+        checked["clear_faults"] = _bool(
+            step.get("clear_faults", False), f"{step_path}.clear_faults"
+        )
+        found.append(checked)
     return tuple(found)

@@ -111,6 +111,7 @@ def _extensions(
     units: Mapping[int, str],
     generators: Sequence[dict[str, Any]],
     on_write: Sequence[Mapping[str, Any]] = (),
+    scenario: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Our ``trio_modbus`` key (never the token), only the parts that say something."""
     extensions: dict[str, Any] = {}
@@ -125,7 +126,22 @@ def _extensions(
         extensions["generators"] = list(generators)
     if on_write:
         extensions["on_write"] = [_on_write_entry(entry) for entry in on_write]
+    if scenario:
+        extensions["scenario"] = [_scenario_step(step) for step in scenario]
     return extensions
+
+
+def _scenario_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``trio_modbus.scenario`` step as loaded, only the parts that say something."""
+    trigger = "at" if "at" in step else "after_requests"
+    found: dict[str, Any] = {trigger: step[trigger]}
+    if step["device"] is not None:
+        found["device"] = step["device"]
+    if step["clear_faults"]:
+        found["clear_faults"] = True
+    actions = _on_write_entry({**step, "address": None})
+    found.update({key: actions[key] for key in ("set", "fault") if key in actions})
+    return found
 
 
 def _on_write_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,8 +178,8 @@ def config_document(
 
     The document has the selected server and, with ``trio_modbus.units``, every device a unit
     uses (else the selected device), and our ``trio_modbus`` key: the fault rules, the
-    devices' word orders, the units, the generators and the ``on_write`` entries of those
-    devices; never the token (a
+    devices' word orders, the units, the generators, ``on_write`` entries and scenario steps
+    of those devices; never the token (a
     secret). The selected unit comes first, so that loading the document selects it again.
 
     Args:
@@ -182,9 +198,11 @@ def config_document(
     devices: dict[str, DeviceConfig] = {device.name: device}
     generators: Sequence[GeneratorConfig] = ()
     on_write: Sequence[Mapping[str, Any]] = ()
+    scenario: Sequence[Mapping[str, Any]] = ()
     if config is not None:
         generators = config.generators
         on_write = config.on_write
+        scenario = config.scenario
         if config.units:
             devices = {}
             for each in _selected_first(config.units, unit):
@@ -201,6 +219,7 @@ def config_document(
         units,
         [_generator_entry(g, g.device) for g in generators if g.device in devices],
         [entry for entry in on_write if entry["device"] in devices],
+        [step for step in scenario if step["device"] is None or step["device"] in devices],
     )
     if extensions:
         document["trio_modbus"] = extensions

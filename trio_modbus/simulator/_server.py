@@ -392,7 +392,7 @@ class ModbusSimulatorServer:
         )
 
     def _start_generators(self, nursery: trio.Nursery) -> None:
-        """Store each generator's first value and start its task, in a scope of its own."""
+        """Store each generator's first value, start its task and the scenario's (one scope)."""
         import random
 
         runs = []
@@ -404,10 +404,12 @@ class ModbusSimulatorServer:
                 rng = random.Random(self.seed if seed is None else seed)
                 data.set(spec.address, spec.value(0, rng), spec.type)
                 runs.append((spec, data, rng))
-        if not runs:
+        steps = self.config.scenario
+        if not runs and not steps:
             return
         scope = self._generators_scope = trio.CancelScope()
         start = trio.current_time()
+        served = self.device._seq  # the scenario counts requests from here
 
         async def generate(spec: GeneratorConfig, data: SimulatorData, rng: Any) -> None:
             tick = 0
@@ -421,8 +423,48 @@ class ModbusSimulatorServer:
                 async with trio.open_nursery() as generators:
                     for run in runs:
                         generators.start_soon(generate, *run)
+                    if steps:
+                        generators.start_soon(self._run_scenario, start, served)
 
         nursery.start_soon(run_all)
+
+    async def _run_scenario(self, start: float, served: int) -> None:
+        """Run ``trio_modbus.scenario``: the timed steps, and those counting requests."""
+        steps = self.config.scenario
+        timed = sorted((s for s in steps if "at" in s), key=lambda step: step["at"])
+        counted = sorted(
+            (s for s in steps if "after_requests" in s), key=lambda step: step["after_requests"]
+        )
+
+        async def run_timed() -> None:
+            for step in timed:
+                await trio.sleep_until(start + step["at"])
+                self._apply_step(step)
+
+        async def run_counted() -> None:
+            for step in counted:
+                target = served + step["after_requests"]
+                while self.device._seq < target:
+                    await self.device.recorder._changed.wait()
+                self._apply_step(step)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_timed)
+            nursery.start_soon(run_counted)
+
+    def _apply_step(self, step: Mapping[str, Any]) -> None:
+        """One scenario step: clear the fault rules, set the values, arm the rule."""
+        from trio_modbus.testing import add_faults
+
+        if step["clear_faults"]:
+            self.device.faults.clear()
+        for data in self.units.values():
+            if data.device.name == step["device"]:
+                for value in step["set"]:
+                    data.set(value["address"], value["value"], value["type"])
+        if step["fault"] is not None:
+            add_faults([step["fault"]], self.device.faults)
+        log.info("simulator: scenario step %s", {k: v for k, v in step.items() if v})
 
     async def restart(self) -> None:
         """Reload the configuration and rebind the Modbus listener (HTTP stays up).
