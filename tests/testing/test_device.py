@@ -674,3 +674,26 @@ async def test_a_unit_the_device_does_not_hold_gets_0b_or_silence(autojump_clock
         async with dev.connect_memory() as stream:
             await stream.send_all(mbap(1, READ_0_2, unit=9))
             assert await receive(stream, 9, timeout=2) == expected
+
+
+async def test_requests_counts_on_when_the_log_is_cleared_and_wait_changed_wakes(
+    memory: tuple[FakeDevice, trio.abc.Stream], autojump_clock: object
+) -> None:
+    dev, stream = memory
+    assert dev.requests == 0
+    async with trio.open_nursery() as nursery:
+        woke: list[int] = []
+
+        async def watch() -> None:
+            await dev.recorder.wait_changed()
+            woke.append(dev.requests)
+
+        nursery.start_soon(watch)
+        await trio.testing.wait_all_tasks_blocked()
+        await stream.send_all(mbap(1, READ_0_2))
+        assert await receive(stream, 13) == mbap(1, REPLY_10_20)
+    assert woke == [1]
+    dev.recorder.clear()
+    await stream.send_all(mbap(2, READ_0_2))
+    await receive(stream, 13)
+    assert (dev.requests, len(dev.recorder)) == (2, 1)

@@ -409,7 +409,7 @@ class ModbusSimulatorServer:
             return
         scope = self._generators_scope = trio.CancelScope()
         start = trio.current_time()
-        served = self.device._seq  # the scenario counts requests from here
+        served = self.device.requests  # the scenario counts requests from here
 
         async def generate(spec: GeneratorConfig, data: SimulatorData, rng: Any) -> None:
             tick = 0
@@ -444,8 +444,8 @@ class ModbusSimulatorServer:
         async def run_counted() -> None:
             for step in counted:
                 target = served + step["after_requests"]
-                while self.device._seq < target:
-                    await self.device.recorder._changed.wait()
+                while self.device.requests < target:
+                    await self.device.recorder.wait_changed()
                 self._apply_step(step)
 
         async with trio.open_nursery() as nursery:
@@ -631,7 +631,15 @@ def _write_actions(
             if action["address"] not in cells:
                 continue
             for value in action["set"]:
-                data.set(value["address"], value["value"], value["type"])
+                try:
+                    data.set(value["address"], value["value"], value["type"])
+                except (ValueError, IndexError) as exc:  # e.g. a string longer than its cell
+                    log.error(
+                        "simulator: on_write of cell %d cannot set cell %d: %s",
+                        action["address"],
+                        value["address"],
+                        exc,
+                    )
             if action["fault"] is not None:
                 add_faults([action["fault"]], device.faults)
             log.debug("simulator: a write to cell %d ran its on_write entry", action["address"])

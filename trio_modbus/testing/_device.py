@@ -168,6 +168,14 @@ class FakeDevice:
         if not self._live:
             self._connections = 0
 
+    @property
+    def requests(self) -> int:
+        """How many requests the device has received (since :meth:`reset`).
+
+        It counts on when the call log is cleared: it is the last request's ``seq``.
+        """
+        return self._seq
+
     def continue_from(self, previous: FakeDevice) -> None:
         """Take over another device's recorder, fault rules, expectations and numbering.
 

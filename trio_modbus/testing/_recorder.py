@@ -234,6 +234,14 @@ class Recorder(Sequence[RequestRecord]):
         self._records.append(record)
         self.changed()
 
+    async def wait_changed(self) -> None:
+        """Wait until a record is next added or completed.
+
+        Cancellation:
+            Safe to cancel; nothing changes.
+        """
+        await self._changed.wait()
+
     def changed(self) -> None:
         """Wake :meth:`wait_for` callers: a record was added or completed."""
         self._changed.set()
