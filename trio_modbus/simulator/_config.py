@@ -330,14 +330,17 @@ class ServerConfig:
         return options
 
 
+def _one_of(value: Any, choices: Sequence[str], path: str, what: str) -> Any:
+    """``value`` if it is one of ``choices``, else an error naming the path and the choices."""
+    if value not in choices:
+        raise ConfigurationError(f"{path}: {value!r} is not {what}; valid: {_choices(choices)}")
+    return value
+
+
 def _server(name: str, raw: Any, path: str) -> ServerConfig:
     entry = _object(raw, path)
     _unknown_keys(entry, _SERVER_KEYS, path)
-    comm = entry.get("comm", "tcp")
-    if comm not in _COMMS:
-        raise ConfigurationError(
-            f"{_key(path, 'comm')}: {comm!r} is not a transport; valid: {_choices(_COMMS)}"
-        )
+    comm = _one_of(entry.get("comm", "tcp"), _COMMS, _key(path, "comm"), "a transport")
     framer_name = entry.get("framer", _DEFAULT_FRAMER[comm])
     if isinstance(framer_name, str):
         framer_name = framer_name.lower()
@@ -1100,13 +1103,9 @@ def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
         entry = _object(entry, entry_path)
         _unknown_keys(entry, _DEVICE_EXTENSION_KEYS, entry_path)
         if "word_order" in entry:
-            order = entry["word_order"]
-            if order not in _WORD_ORDERS:
-                raise ConfigurationError(
-                    f"{_key(entry_path, 'word_order')}: {order!r} is not a word order;"
-                    f" valid: {_choices(_WORD_ORDERS)}"
-                )
-            word_orders[name] = order
+            word_orders[name] = _one_of(
+                entry["word_order"], _WORD_ORDERS, _key(entry_path, "word_order"), "a word order"
+            )
     units: dict[int, str] = {}
     units_path = _key(path, "units")
     for key, name in _object(extensions.get("units", {}), units_path).items():
@@ -1229,12 +1228,7 @@ def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Generato
         for key in _GENERATOR_KEYS:
             if key not in entry:
                 raise ConfigurationError(f"{entry_path}: missing {key!r}")
-        kind = entry["kind"]
-        if kind not in GENERATOR_KINDS:
-            raise ConfigurationError(
-                f"{entry_path}.kind: {kind!r} is not a generator kind;"
-                f" valid: {_choices(GENERATOR_KINDS)}"
-            )
+        kind = _one_of(entry["kind"], GENERATOR_KINDS, f"{entry_path}.kind", "a generator kind")
         required, optional = _GENERATOR_PARAMETERS[kind]
         _unknown_keys(entry, (*_GENERATOR_KEYS, *required, *optional), entry_path)
         for key in required:
@@ -1247,12 +1241,9 @@ def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Generato
                 f" valid: {_choices(list(devices))}"
             )
         device = devices[name]
-        value_type = entry["type"]
-        if value_type not in GENERATOR_TYPES:
-            raise ConfigurationError(
-                f"{entry_path}.type: {value_type!r} is not a generator type;"
-                f" valid: {_choices(GENERATOR_TYPES)}"
-            )
+        value_type = _one_of(
+            entry["type"], GENERATOR_TYPES, f"{entry_path}.type", "a generator type"
+        )
         width = {"uint32": 2, "int32": 2, "float32": 2, "float64": 4}.get(value_type, 1)
         count = device.register_count
         address = _int(entry["address"], f"{entry_path}.address", 0, max(count - width, 0))
@@ -1333,12 +1324,9 @@ def _set_values(raw: Any, path: str, device: DeviceConfig) -> list[dict[str, Any
         for key in ("address", "value"):
             if key not in entry:
                 raise ConfigurationError(f"{entry_path}: missing {key!r}")
-        value_type = entry.get("type", "uint16")
-        if value_type not in VALUE_TYPES:
-            raise ConfigurationError(
-                f"{entry_path}.type: {value_type!r} is not a value type;"
-                f" valid: {_choices(VALUE_TYPES)}"
-            )
+        value_type = _one_of(
+            entry.get("type", "uint16"), VALUE_TYPES, f"{entry_path}.type", "a value type"
+        )
         address = _int(entry["address"], f"{entry_path}.address", 0, max(count - 1, 0))
         value = entry["value"]
         if value_type == "string":
