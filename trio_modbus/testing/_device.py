@@ -32,7 +32,7 @@ from ._expect import Expectation, Expectations, Reply
 from ._layer import DeviceLayer
 from ._recorder import Criteria, Recorder
 from ._thread import DeviceThread
-from ._wire import FRAMERS, Connection, FaultyStream, current, no_close, send_replies
+from ._wire import BUILD, Connection, FaultyStream, current, no_close, send_replies
 
 __all__ = ["FakeDevice"]
 
@@ -430,6 +430,6 @@ def _kind(framer: Any) -> str:
     name = str(getattr(framer, "value", framer)).lower()
     if name == "tls":
         name = "socket"
-    if name not in FRAMERS:
+    if name not in BUILD:
         raise ConfigurationError(f"framer={framer!r}; allowed: socket, rtu, ascii")
     return name

@@ -12,7 +12,7 @@ from trio_modbus.service import DatastoreService, RequestContext, Response, Serv
 
 from . import faults as F
 from ._recorder import RequestRecord
-from ._wire import FRAMERS, Outgoing, current
+from ._wire import BUILD, Outgoing, current
 
 if TYPE_CHECKING:
     from ._device import FakeDevice
@@ -39,7 +39,7 @@ class DeviceLayer(ServiceLayer):
         fc = request.function_code if not isinstance(request, Undecodable) else request.pdu[0]
         raw_in = b""
         if frame is not None:
-            raw_in = FRAMERS[kind]().build(frame.unit_id, frame.pdu, tid)
+            raw_in = BUILD[kind](frame.unit_id, frame.pdu, tid)
         device._seq += 1
         record = RequestRecord(
             seq=device._seq,
@@ -87,7 +87,7 @@ class DeviceLayer(ServiceLayer):
         )
         record.response = None if stand_in else response
         if response is not None and not ctx.broadcast and conn is not None:
-            built = FRAMERS[kind]().build(ctx.unit_id, encode_response(response), tid)
+            built = BUILD[kind](ctx.unit_id, encode_response(response), tid)
             byte_rule = rule if action is not None and action.level == "bytes" else None
             conn.outgoing.append(Outgoing(record, byte_rule, built))
         device.recorder.changed()

@@ -18,7 +18,7 @@ from . import faults as F
 from ._recorder import RequestRecord
 
 __all__ = [
-    "FRAMERS",
+    "BUILD",
     "Close",
     "Connection",
     "FaultyStream",
@@ -30,10 +30,11 @@ __all__ = [
     "split_frame",
 ]
 
-FRAMERS: dict[str, type[MBAPFramer | RTUFramer | ASCIIFramer]] = {
-    "socket": MBAPFramer,
-    "rtu": RTUFramer,
-    "ascii": ASCIIFramer,
+BUILD: dict[str, Callable[[int, bytes, int], bytes]] = {
+    # Each framer's build(unit, pdu, tid), made once: building a frame uses no framer state.
+    "socket": MBAPFramer().build,
+    "rtu": RTUFramer().build,
+    "ascii": ASCIIFramer().build,
 }
 
 
@@ -225,7 +226,7 @@ def alter(action: F.Fault, frame: bytes, kind: str) -> bytes | None:
         return struct.pack(">H", (tid + action.offset) & 0xFFFF) + frame[2:]
     if isinstance(action, F.WrongUnit):
         other = action.reply_unit if action.reply_unit is not None else (unit + 1) & 0xFF
-        return FRAMERS[kind]().build(other, pdu, tid)
+        return BUILD[kind](other, pdu, tid)
     if isinstance(action, F.CorruptChecksum):
         if kind == "rtu":
             return frame[:-1] + bytes([frame[-1] ^ 0xFF])
