@@ -602,6 +602,23 @@ async def test_server_options_build_a_server_that_serves_the_device(nursery: tri
         dev.server_options("serial", "socket")
 
 
+async def test_a_stopping_server_half_closes_the_devices_tcp_connections(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """As with a plain socket: the client gets the end at once, not after the linger time."""
+    dev = device()
+    async with dev.serve_tcp() as server:
+        stream = await trio.open_tcp_stream(*server.address)
+        await stream.send_all(mbap(1, READ_0_2))
+        assert await receive(stream, 13) == mbap(1, REPLY_10_20)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.shutdown)
+            await trio.testing.wait_all_tasks_blocked()
+            assert await stream.receive_some() == b""  # the clock has not moved
+            await stream.aclose()
+    assert trio.current_time() == 0
+
+
 async def test_a_fault_never_lands_on_a_reply_a_trace_hook_changed(
     autojump_clock: object,
 ) -> None:

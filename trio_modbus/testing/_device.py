@@ -32,7 +32,7 @@ from ._expect import Expectation, Expectations, Reply
 from ._layer import DeviceLayer
 from ._recorder import Criteria, Recorder
 from ._thread import DeviceThread
-from ._wire import BUILD, Connection, FaultyStream, current, no_close, send_replies
+from ._wire import BUILD, Connection, current, faulty_stream, no_close, send_replies
 
 __all__ = ["FakeDevice"]
 
@@ -233,7 +233,7 @@ class FakeDevice:
                 device._live.pop(id(session), None)
 
         def stream_wrapper(stream: trio.abc.Stream, session: Session) -> trio.abc.Stream:
-            return FaultyStream(stream, device._connection(session, kind))
+            return faulty_stream(stream, device._connection(session, kind))
 
         def datagram_wrapper(datagram: Datagram, session: Session) -> Datagram:
             conn = device._connection(session, kind)

@@ -113,6 +113,26 @@ class FaultyStream(trio.abc.Stream):
             await inner.aclose()
 
 
+class HalfCloseableFaultyStream(FaultyStream, trio.abc.HalfCloseableStream):
+    """A :class:`FaultyStream` over a half-closeable stream (TCP).
+
+    ``send_eof`` passes on, so that a server stopping gracefully half-closes it as it does an
+    unwrapped socket (and its client sees every answer, then the end).
+    """
+
+    async def send_eof(self) -> None:
+        inner = self.inner
+        assert isinstance(inner, trio.abc.HalfCloseableStream)
+        await inner.send_eof()
+
+
+def faulty_stream(inner: trio.abc.Stream, conn: Connection) -> FaultyStream:
+    """The :class:`FaultyStream` for ``inner``: half-closeable when ``inner`` is."""
+    if isinstance(inner, trio.abc.HalfCloseableStream):
+        return HalfCloseableFaultyStream(inner, conn)
+    return FaultyStream(inner, conn)
+
+
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
     """The socket under a stream (through TLS), if there is one."""
     while True:
