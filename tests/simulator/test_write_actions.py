@@ -146,7 +146,7 @@ async def test_each_unit_runs_its_own_entries() -> None:
     ("entry", "message"),
     [
         ({"address": 1, "set": []}, "trio_modbus.on_write[0]: missing 'device'"),
-        ({"device": "device", "address": 1}, "give 'set', 'fault' or both"),
+        ({"device": "device", "address": 1}, "give 'set', 'fault' and/or 'listener'"),
         (
             {"device": "meter", "address": 1, "set": []},
             "trio_modbus.on_write[0].device: 'meter' is not in device_list; valid: 'device'",
@@ -208,6 +208,7 @@ def test_defaults_are_filled_in() -> None:
             "address": 2,
             "set": [{"address": 3, "value": 4, "type": "uint16"}],
             "fault": None,
+            "listener": None,
         },
     )
 
@@ -307,7 +308,10 @@ async def test_restart_starts_the_scenario_again(autojump_clock: object) -> None
         ({"at": 1, "after_requests": 2, "clear_faults": True}, "give one trigger"),
         ({"at": -1, "clear_faults": True}, "trio_modbus.scenario[0].at: expected seconds >= 0"),
         ({"after_requests": 0, "clear_faults": True}, "scenario[0].after_requests: expected an"),
-        ({"at": 1}, "trio_modbus.scenario[0]: give 'set', 'fault' and/or 'clear_faults'"),
+        (
+            {"at": 1},
+            "trio_modbus.scenario[0]: give 'set', 'fault', 'clear_faults' and/or 'listener'",
+        ),
         ({"at": 1, "clear_faults": "yes"}, "scenario[0].clear_faults: expected true or false"),
         ({"at": 1, "device": "x", "clear_faults": True}, ".device: 'x' is not in device_list"),
         (
@@ -346,3 +350,146 @@ async def test_the_config_endpoint_keeps_the_scenario() -> None:
             got = (await api.get("/api/v1/config")).json()
     assert got["trio_modbus"]["scenario"] == steps
     assert load_config(got).scenario == load_config(with_scenario(steps)).scenario
+
+
+# -- stopping and starting the Modbus listener ----------------------------------------------------
+
+
+async def refused(address: tuple[str, int]) -> bool:
+    """Whether a TCP connection to ``address`` is refused."""
+    try:
+        stream = await trio.open_tcp_stream(*address)
+    except OSError:
+        return True
+    await stream.aclose()
+    return False
+
+
+async def test_scenario_steps_stop_and_start_the_listener_at_the_same_port(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    steps = [
+        {"at": 1, "set": [{"address": 10, "value": 9}], "listener": "stop"},
+        {"at": 2, "listener": "start"},
+    ]
+    async with running(with_scenario(steps)) as sim:
+        start = trio.current_time()
+        address = sim.modbus_address
+        async with raw.connect(address) as client:
+            assert (await client.request(raw.read_holding_registers(10, 1))).pdu == bytes.fromhex(
+                "03 02 0000"
+            )
+            mock_clock.jump(1 - (trio.current_time() - start))
+            await trio.testing.wait_all_tasks_blocked()
+            assert sim.data.get(10) == 9  # the step's values
+            assert await refused(address)  # no new clients
+            with pytest.raises(raw.ConnectionClosed):  # this one gets the end of the stream
+                await client.request(raw.read_holding_registers(10, 1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert not sim.listening
+        mock_clock.jump(1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sim.listening and sim.modbus_address == address
+        assert await read_one(sim, 10) == bytes.fromhex("03 02 0009")
+        assert sorted(sim.scenario_done) == [0, 1]
+
+
+async def test_a_write_can_stop_the_listener_after_its_answer() -> None:
+    on_write = [{"device": "device", "address": 5, "listener": "stop"}]
+    async with running(with_on_write(on_write)) as sim:
+        address = sim.modbus_address
+        assert await ask(sim, raw.write_register(5, 1)) == [raw.write_register(5, 1)]
+        with trio.fail_after(5):
+            while sim.listening:
+                await trio.sleep(0.01)
+        assert await refused(address)
+        assert sim.data.get(5) == 1
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            status = (await api.get("/api/v1/status")).json()
+            assert status["modbus"]["listening"] is False
+            answer = await api.post("/api/v1/listener", json={"listening": True})
+            assert answer.status_code == 200
+            assert answer.json()["modbus"] == {
+                "comm": "tcp",
+                "address": list(address),
+                "listening": True,
+            }
+        assert await read_one(sim, 5) == bytes.fromhex("03 02 0001")
+
+
+async def test_the_listener_endpoint_stops_starts_and_refuses_bad_bodies() -> None:
+    async with running(document({"port": 0}, **SECTIONS)) as sim:
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        address = sim.modbus_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            for body, message in [
+                ({"listening": "no"}, "listening: 'no' is not true or false"),
+                ({"listening": False, "x": 1}, '{"listening": true}'),
+                ([], '{"listening": true}'),
+            ]:
+                answer = await api.post("/api/v1/listener", json=body)
+                assert answer.status_code == 400 and message in answer.json()["error"]
+            form = await api.post("/api/v1/listener", data={"listening": "false"})
+            assert form.status_code == 400
+            assert sim.listening
+            for _ in range(2):  # stopping twice is stopping once
+                answer = await api.post("/api/v1/listener", json={"listening": False})
+                assert answer.json()["modbus"]["listening"] is False
+            assert await refused(address)
+            for _ in range(2):
+                answer = await api.post("/api/v1/listener", json={"listening": True})
+                assert answer.json()["modbus"]["listening"] is True
+        assert await read_one(sim, 0) == bytes.fromhex("03 02 0000")
+
+
+async def test_restart_with_the_listener_stopped_opens_it() -> None:
+    async with running(document({"port": 0}, **SECTIONS)) as sim:
+        await sim.stop_listener()
+        await sim.restart()
+        assert sim.listening
+        assert await read_one(sim, 0) == bytes.fromhex("03 02 0000")
+
+
+async def test_listener_calls_need_a_running_simulator() -> None:
+    sim = ModbusSimulatorServer(http_port=0, config=document({"port": 0}, **SECTIONS))
+    assert not sim.listening
+    for call in (sim.stop_listener, sim.start_listener):
+        with pytest.raises(RuntimeError, match="not running"):
+            await call()
+
+
+async def test_the_scenario_endpoint_shows_each_steps_state(autojump_clock: object) -> None:
+    steps = [
+        {"at": 1, "set": [{"address": 10, "value": 5}]},
+        {"after_requests": 100, "clear_faults": True},
+    ]
+    async with running(with_scenario(steps)) as sim:
+        await trio.sleep(1.5)
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            got = (await api.get("/api/v1/scenario")).json()
+    assert got["elapsed"] >= 1.5 and got["requests"] == 0
+    assert [(s["index"], s["done"], s["ran_at"]) for s in got["steps"]] == [
+        (0, True, 1.0),
+        (1, False, None),
+    ]
+    assert got["steps"][0]["set"] == [{"address": 10, "value": 5, "type": "uint16"}]
+
+
+@pytest.mark.parametrize("where", ["on_write", "scenario"])
+def test_a_listener_action_is_stop_or_start(where: str) -> None:
+    if where == "on_write":
+        doc = with_on_write([{"device": "device", "address": 1, "listener": "pause"}])
+        path = "trio_modbus.on_write[0].listener"
+    else:
+        doc = with_scenario([{"at": 1, "listener": "pause"}])
+        path = "trio_modbus.scenario[0].listener"
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(doc)
+    assert str(caught.value) == (
+        f"{path}: 'pause' is not a listener action; valid: 'stop', 'start'"
+    )

@@ -1307,7 +1307,8 @@ def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Generato
 
 # -- actions on write ------------------------------------------------------------------------
 
-_ON_WRITE_KEYS = ("device", "address", "set", "fault")
+_ON_WRITE_KEYS = ("device", "address", "set", "fault", "listener")
+LISTENER_ACTIONS = ("stop", "start")
 _SET_KEYS = ("address", "value", "type")
 
 
@@ -1375,8 +1376,8 @@ def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
         for key in ("device", "address"):
             if key not in entry:
                 raise ConfigurationError(f"{entry_path}: missing {key!r}")
-        if "set" not in entry and "fault" not in entry:
-            raise ConfigurationError(f"{entry_path}: give 'set', 'fault' or both")
+        if not any(key in entry for key in ("set", "fault", "listener")):
+            raise ConfigurationError(f"{entry_path}: give 'set', 'fault' and/or 'listener'")
         name = entry["device"]
         if name not in devices:
             raise ConfigurationError(
@@ -1389,14 +1390,26 @@ def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
         )
         values = _set_values(entry.get("set", []), f"{entry_path}.set", device)
         fault = _fault_rule(entry.get("fault"), f"{entry_path}.fault")
-        found.append({"device": name, "address": address, "set": values, "fault": fault})
+        listener = _listener(entry, entry_path)
+        entry_checked = {"device": name, "address": address, "set": values, "fault": fault}
+        found.append({**entry_checked, "listener": listener})
     return tuple(found)
+
+
+def _listener(entry: Mapping[str, Any], path: str) -> str | None:
+    """An entry's ``listener`` action ("stop" or "start"), or None."""
+    if "listener" not in entry:
+        return None
+    action: str = _one_of(
+        entry["listener"], LISTENER_ACTIONS, f"{path}.listener", "a listener action"
+    )
+    return action
 
 
 # -- the scenario timeline -------------------------------------------------------------------
 
 _SCENARIO_TRIGGERS = ("at", "after_requests")
-_STEP_KEYS = (*_SCENARIO_TRIGGERS, "device", "set", "fault", "clear_faults")
+_STEP_KEYS = (*_SCENARIO_TRIGGERS, "device", "set", "fault", "clear_faults", "listener")
 
 
 def _scenario(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[str, Any], ...]:
@@ -1422,8 +1435,10 @@ def _scenario(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
             checked["after_requests"] = _int(
                 step["after_requests"], f"{step_path}.after_requests", 1, 2**63
             )
-        if not any(key in step for key in ("set", "fault", "clear_faults")):
-            raise ConfigurationError(f"{step_path}: give 'set', 'fault' and/or 'clear_faults'")
+        if not any(key in step for key in ("set", "fault", "clear_faults", "listener")):
+            raise ConfigurationError(
+                f"{step_path}: give 'set', 'fault', 'clear_faults' and/or 'listener'"
+            )
         name = step.get("device")
         if name is None and "set" in step:
             if len(devices) != 1:
@@ -1445,5 +1460,6 @@ def _scenario(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
         checked["clear_faults"] = _bool(
             step.get("clear_faults", False), f"{step_path}.clear_faults"
         )
+        checked["listener"] = _listener(step, step_path)
         found.append(checked)
     return tuple(found)

@@ -272,6 +272,7 @@ def status_json(simulator: ModbusSimulatorServer) -> dict[str, Any]:
         "modbus": {
             "comm": simulator.server_config.comm,
             "address": _address(simulator.modbus_address),
+            "listening": simulator.listening,
         },
         "http": _address(simulator.http_address),
         "units": sorted(simulator.device.datastore),
@@ -521,6 +522,39 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             return _error(500, f"the Modbus listener could not bind again: {exc}")
         return await status(request)
 
+    async def listener(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not isinstance(body, dict) or set(body) != {"listening"}:
+            return _error(400, 'give {"listening": true} or {"listening": false}')
+        wanted = body["listening"]
+        if not isinstance(wanted, bool):
+            return _error(400, f"listening: {wanted!r} is not true or false")
+        try:
+            if wanted:
+                await simulator.start_listener()
+            else:
+                await simulator.stop_listener()
+        except RuntimeError as exc:
+            return _error(409, str(exc))
+        except OSError as exc:
+            return _error(500, f"the Modbus listener could not bind again: {exc}")
+        return await status(request)
+
+    async def scenario(request: Request) -> Response:
+        start = simulator.scenario_started_at
+        done = simulator.scenario_done
+        steps = [
+            {**step, "index": index, "done": index in done, "ran_at": done.get(index)}
+            for index, step in enumerate(simulator.config.scenario)
+        ]
+        elapsed = None if start is None else round(trio.current_time() - start, 3)
+        return JSONResponse(
+            {"elapsed": elapsed, "requests": simulator.device.requests, "steps": steps}
+        )
+
     def streaming(events: AsyncIterator[str]) -> StreamingResponse:
         return StreamingResponse(
             events,
@@ -623,6 +657,8 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         Route("/api/v1/config", guarded(config), methods=["GET"]),
         Route("/api/v1/export", guarded(export), methods=["GET"]),
         Route("/api/v1/restart", guarded(restart), methods=["POST"]),
+        Route("/api/v1/listener", guarded(listener), methods=["POST"]),
+        Route("/api/v1/scenario", guarded(scenario), methods=["GET"]),
         Route("/api/v1/openapi.json", guarded(openapi), methods=["GET"]),
         *compat_routes(simulator, token),
     ]

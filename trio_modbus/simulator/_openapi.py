@@ -214,6 +214,26 @@ def openapi_document() -> dict[str, Any]:
                 {"200": _json("Status"), "400": _ERROR, "409": _ERROR, "422": _ERROR},
             )
         },
+        "/api/v1/listener": {
+            "post": _operation(
+                "Close the Modbus listener (listening false: requests being answered get their"
+                " replies, then every connection closes) or open it again at the same address",
+                {"200": _json("Status"), "400": _ERROR, "409": _ERROR, "500": _ERROR},
+                body={
+                    "type": "object",
+                    "properties": {"listening": {"type": "boolean"}},
+                    "required": ["listening"],
+                    "additionalProperties": False,
+                },
+            )
+        },
+        "/api/v1/scenario": {
+            "get": _operation(
+                "The trio_modbus.scenario timeline: each step with done and ran_at (seconds"
+                " from the start), the seconds elapsed and the requests served",
+                {"200": _json("Scenario")},
+            )
+        },
         "/api/v1/openapi.json": {
             "get": _operation("This description", {"200": _json("OpenAPI document")})
         },

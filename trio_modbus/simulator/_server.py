@@ -21,7 +21,7 @@ from trio_modbus._errors import ConfigurationError
 if TYPE_CHECKING:
     from trio_modbus.testing import FakeDevice
 
-    from ._config import DeviceConfig, GeneratorConfig, SimulatorConfig
+    from ._config import DeviceConfig, GeneratorConfig, ServerConfig, SimulatorConfig
     from ._datastore import SimulatorData
 
 __all__ = ["ModbusSimulatorServer"]
@@ -71,6 +71,9 @@ class ModbusSimulatorServer:
         unit: The selected device's unit id with ``trio_modbus.units``, else None.
         device: The :class:`~trio_modbus.testing.FakeDevice` serving them (its call log and
             fault rules).
+        scenario_started_at: When ``trio_modbus.scenario`` started (Trio's clock), or None.
+        scenario_done: The scenario steps run so far, each index with its time in seconds
+            from the scenario's start.
 
     Raises:
         ConfigurationError: The configuration is unreadable or wrong (the JSON path and the
@@ -146,6 +149,8 @@ class ModbusSimulatorServer:
         self._modbus_scope: trio.CancelScope | None = None
         self._generators_scope: trio.CancelScope | None = None
         self._modbus_done: trio.Event | None = None
+        self.scenario_done: dict[int, float] = {}
+        self.scenario_started_at: float | None = None
         self._stop_early = False
         self._running = False
         self._ended = threading.Event()
@@ -188,7 +193,9 @@ class ModbusSimulatorServer:
             ignore_missing_devices=self.server_config.ignore_missing_devices,
         )
         for each in units.values():
-            each.write_hook = _write_actions(self.config.on_write, each, device)
+            each.write_hook = _write_actions(
+                self.config.on_write, each, device, self._schedule_listener
+            )
         return units, data, device
 
     def unit_data(self, unit: int | None = None) -> SimulatorData:
@@ -353,12 +360,16 @@ class ModbusSimulatorServer:
         return http_done
 
     async def _start_modbus(self, nursery: trio.Nursery) -> None:
-        """Start the Modbus listener of the current device, in a scope of its own."""
-        from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
-
+        """Start the Modbus listener of the current device and its generators and scenario."""
         for data in self.units.values():
             data.mark_start()
-        server = self.server_config
+        await self._bind_listener(nursery, self.server_config)
+        self._start_generators(nursery)
+
+    async def _bind_listener(self, nursery: trio.Nursery, server: ServerConfig) -> None:
+        """Start the Modbus listener ``server`` describes, in a scope of its own."""
+        from trio_modbus.server import BaseServer, serve_serial, serve_tcp, serve_tls, serve_udp
+
         options = server.server_options()
         for handled in ("identity", "ignore_missing_devices"):  # the device's, not the server's
             options.pop(handled, None)
@@ -386,10 +397,66 @@ class ModbusSimulatorServer:
 
         self.modbus_server = await nursery.start(serve)
         self._modbus_done = done
-        self._start_generators(nursery)
         self.modbus_address = (
             server.port if server.comm == "serial" else self.modbus_server.address
         )
+
+    @property
+    def listening(self) -> bool:
+        """Whether the Modbus listener is open.
+
+        False before the start, after the end, and between :meth:`stop_listener` and
+        :meth:`start_listener`.
+        """
+        return self._modbus_done is not None and not self._modbus_done.is_set()
+
+    async def stop_listener(self) -> None:
+        """Close the Modbus listener; HTTP, the generators and the scenario go on.
+
+        Requests being answered get their replies, then every connection is closed (see
+        :meth:`~trio_modbus.server.BaseServer.shutdown`); new clients are refused until
+        :meth:`start_listener`. Does nothing when the listener is closed already. The
+        scenario's ``"listener": "stop"`` and ``POST /api/v1/listener`` call it.
+
+        Raises:
+            RuntimeError: The simulator is not running.
+
+        Cancellation:
+            Cancelled while connections finish, the listener is closed at once.
+        """
+        if self._nursery is None or self.started_at is None:
+            raise RuntimeError("the simulator is not running")
+        server, done = self.modbus_server, self._modbus_done
+        if server is None or done is None or done.is_set():
+            return
+        try:
+            await server.shutdown(STOP_GRACE)
+        finally:
+            if self._modbus_scope is not None:
+                self._modbus_scope.cancel()
+        await done.wait()
+        log.info("simulator: Modbus listener on %s stopped", self.modbus_address)
+
+    async def start_listener(self) -> None:
+        """Open the Modbus listener again, at the address it had.
+
+        Its port too, when the configuration asked for port 0, so that clients reconnect
+        where they were. Does nothing when the listener is open.
+
+        Raises:
+            RuntimeError: The simulator is not running.
+            OSError: The address cannot be bound (another program took the port).
+        """
+        nursery = self._nursery
+        if nursery is None or self.started_at is None:
+            raise RuntimeError("the simulator is not running")
+        if self.listening:
+            return
+        server = self.server_config
+        if server.comm != "serial" and self.modbus_address is not None:
+            server = dataclasses.replace(server, port=self.modbus_address[1])
+        await self._bind_listener(nursery, server)
+        log.info("simulator: Modbus listener on %s started", self.modbus_address)
 
     def _start_generators(self, nursery: trio.Nursery) -> None:
         """Store each generator's first value, start its task and the scenario's (one scope)."""
@@ -430,30 +497,58 @@ class ModbusSimulatorServer:
 
     async def _run_scenario(self, start: float, served: int) -> None:
         """Run ``trio_modbus.scenario``: the timed steps, and those counting requests."""
-        steps = self.config.scenario
-        timed = sorted((s for s in steps if "at" in s), key=lambda step: step["at"])
+        steps = list(enumerate(self.config.scenario))
+        timed = sorted((s for s in steps if "at" in s[1]), key=lambda step: step[1]["at"])
         counted = sorted(
-            (s for s in steps if "after_requests" in s), key=lambda step: step["after_requests"]
+            (s for s in steps if "after_requests" in s[1]),
+            key=lambda step: step[1]["after_requests"],
         )
+        self.scenario_done = {}
+        self.scenario_started_at = start
 
         async def run_timed() -> None:
-            for step in timed:
+            for index, step in timed:
                 await trio.sleep_until(start + step["at"])
-                self._apply_step(step)
+                await self._run_step(index, step)
 
         async def run_counted() -> None:
-            for step in counted:
+            for index, step in counted:
                 target = served + step["after_requests"]
                 while self.device.requests < target:
                     await self.device.recorder.wait_changed()
-                self._apply_step(step)
+                await self._run_step(index, step)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_timed)
             nursery.start_soon(run_counted)
 
+    async def _run_step(self, index: int, step: Mapping[str, Any]) -> None:
+        """Scenario step ``index``: its values and rules, then its listener action."""
+        assert self.scenario_started_at is not None
+        self.scenario_done[index] = trio.current_time() - self.scenario_started_at
+        self._apply_step(step)
+        await self._listener_action(step["listener"])
+
+    def _schedule_listener(self, action: str) -> None:
+        """Run a listener action soon, in the simulator's nursery (from a write's hook)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._listener_action, action)
+
+    async def _listener_action(self, action: str | None) -> None:
+        """``"stop"`` or ``"start"`` the Modbus listener (None: nothing).
+
+        A listener that cannot bind again is logged, and the simulator goes on without it.
+        """
+        try:
+            if action == "stop":
+                await self.stop_listener()
+            elif action == "start":
+                await self.start_listener()
+        except OSError as exc:
+            log.error("simulator: the Modbus listener cannot start again: %s", exc)
+
     def _apply_step(self, step: Mapping[str, Any]) -> None:
-        """One scenario step: clear the fault rules, set the values, arm the rule."""
+        """A step's values and rules: clear the fault rules, set the values, arm the rule."""
         from trio_modbus.testing import add_faults
 
         if step["clear_faults"]:
@@ -611,13 +706,17 @@ class _Stopped:
 
 
 def _write_actions(
-    actions: Sequence[Mapping[str, Any]], data: SimulatorData, device: FakeDevice
+    actions: Sequence[Mapping[str, Any]],
+    data: SimulatorData,
+    device: FakeDevice,
+    listener: Callable[[str], None],
 ) -> Callable[[Sequence[int]], None] | None:
     """The ``write_hook`` running ``trio_modbus.on_write`` on one unit's data, or None.
 
     A Modbus write touching an entry's cell stores its ``set`` values (typed, in the
-    device's word order) and arms a copy of its ``fault`` rule on ``device``; the entries
-    run in file order, once per write however many of their cells it touched.
+    device's word order), arms a copy of its ``fault`` rule on ``device`` and hands its
+    ``listener`` action to ``listener`` (which runs it once the write is answered); the
+    entries run in file order, once per write however many of their cells it touched.
     """
     mine = [action for action in actions if action["device"] == data.device.name]
     if not mine:
@@ -642,6 +741,8 @@ def _write_actions(
                     )
             if action["fault"] is not None:
                 add_faults([action["fault"]], device.faults)
+            if action["listener"] is not None:
+                listener(action["listener"])
             log.debug("simulator: a write to cell %d ran its on_write entry", action["address"])
 
     return hook
