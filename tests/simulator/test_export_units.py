@@ -161,6 +161,37 @@ async def test_units_sharing_a_device_with_different_states_get_an_entry_each() 
     assert {g.device for g in again.config.generators} == {"big"}
 
 
+async def test_on_write_entries_follow_their_devices_and_the_scenario_stays_out() -> None:
+    doc = two_units()
+    doc["trio_modbus"]["units"] = {"1": "little", "2": "big", "3": "little"}
+    little_entry = {
+        "device": "little",
+        "address": 0,
+        "set": [{"address": 1, "value": 5, "type": "uint16"}],
+        "listener": "stop",
+    }
+    big_entry = {"device": "big", "address": 1, "fault": {"action": "busy", "times": 1}}
+    doc["trio_modbus"]["on_write"] = [little_entry, big_entry]
+    doc["trio_modbus"]["scenario"] = [{"at": 3600, "clear_faults": True}]
+    async with running(doc) as sim, http(sim) as api:
+        sim.units[3].set(0, 99)
+        exported = (await api.get("/api/v1/export")).json()
+        config = (await api.get("/api/v1/config")).json()
+    assert exported["trio_modbus"]["on_write"] == [
+        little_entry,
+        {**little_entry, "device": "little@3"},
+        big_entry,
+    ]
+    assert "scenario" not in exported["trio_modbus"]
+    assert config["trio_modbus"]["on_write"] == [little_entry, big_entry]
+    assert config["trio_modbus"]["scenario"] == [{"at": 3600.0, "clear_faults": True}]
+    async with running(exported) as sim:
+        async with raw.connect(sim.modbus_address) as client:
+            reply = await client.request(raw.write_register(0, 1), unit=3)
+            assert reply.pdu == raw.write_register(0, 1)
+        assert sim.units[3].get(1) == 5 and sim.units[1].get(1) == 1  # unit 3's own entry
+
+
 def test_the_openapi_document_names_the_unit_of_each_route_that_takes_it() -> None:
     from trio_modbus.simulator._openapi import openapi_document
 

@@ -341,7 +341,8 @@ async def test_the_config_endpoint_keeps_the_scenario() -> None:
     steps = [
         {"at": 0.0, "set": [{"address": 12, "value": 2.5, "type": "float32"}], "device": "device"},
         {"after_requests": 3, "fault": {"action": "exception", "code": 6}},
-        {"at": 2.0, "clear_faults": True},
+        {"at": 2.0, "clear_faults": True, "listener": "stop"},
+        {"at": 3.0, "listener": "start"},
     ]
     async with running(with_scenario(steps)) as sim:
         assert sim.http_address is not None

@@ -140,7 +140,7 @@ def _scenario_step(step: Mapping[str, Any]) -> dict[str, Any]:
     if step["clear_faults"]:
         found["clear_faults"] = True
     actions = _on_write_entry({**step, "address": None})
-    found.update({key: actions[key] for key in ("set", "fault") if key in actions})
+    found.update({key: actions[key] for key in ("set", "fault", "listener") if key in actions})
     return found
 
 
@@ -154,6 +154,8 @@ def _on_write_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
         ]
     if entry["fault"] is not None:
         found["fault"] = dict(entry["fault"])
+    if entry["listener"] is not None:
+        found["listener"] = entry["listener"]
     return found
 
 
@@ -333,6 +335,7 @@ def export_document(
     units: Mapping[int, SimulatorData] | None = None,
     unit: int | None = None,
     generators: Sequence[GeneratorConfig] = (),
+    on_write: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The current state as pymodbus simulator JSON.
 
@@ -345,8 +348,11 @@ def export_document(
 
     With units (``trio_modbus.units``), each unit's device is written from its own cells;
     two units sharing a device whose states differ get an entry each, the second named
-    ``<device>@<unit>``. The generators follow their devices (to each entry of a device
-    written twice). The fault rules are not written (the state of a device, not its faults).
+    ``<device>@<unit>``. The generators and the ``on_write`` entries follow their devices
+    (to each entry of a device written twice). The fault rules are not written (the state of
+    a device, not its faults), nor the scenario (a timeline starts again when the document
+    loads, so the steps already run would run again on the state they made; the config
+    endpoint keeps it).
 
     Args:
         server: The selected server.
@@ -355,9 +361,11 @@ def export_document(
         units: Each served unit's data, with ``trio_modbus.units``; None: only ``data``.
         unit: The selected unit (written first, so that loading selects it again).
         generators: The configuration's generators.
+        on_write: The configuration's ``on_write`` entries, as loaded.
 
     Returns:
-        A document that loads into units with the same cells and generators.
+        A document that loads into units with the same cells, generators and ``on_write``
+        entries.
     """
     served: dict[int, str] = {}
     bodies: dict[str, dict[str, Any]] = {}
@@ -395,6 +403,12 @@ def export_document(
             for g in generators
             for name, source in sources.items()
             if source == g.device
+        ],
+        [
+            {**entry, "device": name}
+            for entry in on_write
+            for name, source in sources.items()
+            if source == entry["device"]
         ],
     )
     if extensions:

@@ -502,6 +502,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
                 units=simulator.units if simulator.unit is not None else None,
                 unit=simulator.unit,
                 generators=simulator.config.generators,
+                on_write=simulator.config.on_write,
             ),
             headers={"content-disposition": 'attachment; filename="simulator.json"'},
         )
