@@ -11,12 +11,9 @@ from trio_modbus._public import publish
 from trio_modbus.simulator._config import (
     BUILTIN_ACTIONS,
     CELL_TYPES,
-    GENERATOR_KINDS,
-    GENERATOR_TYPES,
     CellType,
     CustomAction,
     DeviceConfig,
-    GeneratorConfig,
     RepeatEntry,
     ServerConfig,
     SimulatorConfig,
@@ -33,6 +30,7 @@ from trio_modbus.simulator._datastore import (
     decode_value,
     encode_value,
 )
+from trio_modbus.simulator._extensions import GENERATOR_KINDS, GENERATOR_TYPES, GeneratorConfig
 from trio_modbus.simulator._server import ModbusSimulatorServer
 
 __all__ = [

@@ -12,8 +12,9 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._config import CellType, DeviceConfig, GeneratorConfig, ServerConfig, SimulatorConfig
+from ._config import CellType, DeviceConfig, ServerConfig, SimulatorConfig
 from ._datastore import _KIND, decode_value, encode_value
+from ._extensions import GeneratorConfig
 
 if TYPE_CHECKING:
     from ._datastore import SimulatorData

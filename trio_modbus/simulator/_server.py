@@ -21,8 +21,9 @@ from trio_modbus._errors import ConfigurationError
 if TYPE_CHECKING:
     from trio_modbus.testing import FakeDevice
 
-    from ._config import DeviceConfig, GeneratorConfig, ServerConfig, SimulatorConfig
+    from ._config import DeviceConfig, ServerConfig, SimulatorConfig
     from ._datastore import SimulatorData
+    from ._extensions import GeneratorConfig
 
 __all__ = ["ModbusSimulatorServer"]
 
