@@ -612,8 +612,8 @@ def _number(key: str, text: str, kind: str) -> Any:
             return int(text, 16)
         return int(text)
     except ValueError:
-        what = "number" if kind == "float" else "integer"
-        raise BadInput(f"{key}={text!r} is not a {what}") from None
+        what = "a number" if kind == "float" else "an integer"
+        raise BadInput(f"{key}={text!r} is not {what}") from None
 
 
 def _match_text(key: str, text: str) -> Any:
@@ -725,13 +725,10 @@ def call_filters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def selected_calls(
     simulator: ModbusSimulatorServer, filters: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """The calls that pass the filters, oldest first, as ``record_json``."""
+) -> list[RequestRecord]:
+    """The calls that pass the filters, oldest first."""
     from trio_modbus.testing._recorder import overlaps
 
-    from ._http import record_json
-
-    start = simulator.started_at or 0.0
     unit = int(filters["unit"]) if filters.get("unit") else None
     function = int(filters["function"]) if filters.get("function") else None
     address = int(filters["address"]) if filters.get("address") else None
@@ -745,7 +742,7 @@ def selected_calls(
             continue
         if filters.get("errors") and record.exception_code is None and record.delivered:
             continue
-        selected.append(record_json(record, start))
+        selected.append(record)
     return selected
 
 
@@ -753,7 +750,13 @@ def calls_download(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) 
     """The calls that pass the filters, as JSON lines (a download)."""
     import json
 
-    lines = [json.dumps(c) + "\n" for c in selected_calls(simulator, call_filters(params))]
+    from ._http import record_json
+
+    start = simulator.started_at or 0.0
+    lines = [
+        json.dumps(record_json(record, start)) + "\n"
+        for record in selected_calls(simulator, call_filters(params))
+    ]
     return Response(
         "".join(lines),
         media_type="application/x-ndjson",
@@ -767,11 +770,13 @@ def calls_view(
     """The calls page: the newest calls that pass the filters, and pymodbus's forms."""
     from urllib.parse import urlencode
 
+    from ._http import record_json
     from ._web import CALL_ROWS
 
     filters = call_filters(params)
     selected = selected_calls(simulator, filters)
-    shown = [call_view(c) for c in reversed(selected[-CALL_ROWS:])]
+    start = simulator.started_at or 0.0
+    shown = [call_view(record_json(r, start)) for r in reversed(selected[-CALL_ROWS:])]
     query = {f"f_{k}": v for k, v in filters.items() if k != "errors" and v}
     if filters["errors"]:
         query["f_errors"] = "1"

@@ -49,6 +49,7 @@ SESSION_COOKIE = "trio_modbus_session"  # the login cookie's name
 _SESSION_SALT = b"trio_modbus simulator web session"
 MAX_LOGIN_BODY = 4096  # bytes a login form may have
 CALL_ROWS = 500  # calls a page shows at most (the newest)
+PAGE_DEFAULTS = {"message": "", "error": False, "refresh": 0, "page": "", "title": ""}
 
 
 class SecurityHeaders:
@@ -123,8 +124,8 @@ class WebTemplates:
         )
 
     def render(self, name: str, **context: Any) -> str:
-        """The HTML of template ``name`` with ``context``."""
-        return self.env.get_template(name).render(**context)
+        """The HTML of template ``name`` with ``context`` (``PAGE_DEFAULTS`` filling gaps)."""
+        return self.env.get_template(name).render({**PAGE_DEFAULTS, **context})
 
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """An HTML response of template ``name``."""

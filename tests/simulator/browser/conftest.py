@@ -124,7 +124,7 @@ class Watched:
     def problems(self) -> list[str]:
         """Console errors and failed requests.
 
-        Not failures: an event stream cut because the page navigates away, and a form's
+        Not failures: event streams and fetches cut because the page navigates away, and a form's
         navigation that the browser turned into a download (it aborts the navigation).
         """
         downloaded = {f"request: {url} net::ERR_ABORTED" for url in self.downloads}
@@ -141,8 +141,9 @@ def watch(page: Any) -> Watched:
 
     def on_failed(request: Any) -> None:
         failure = request.failure or ""
-        # an event stream is cut when the page navigates away: that is not a failure
-        if "/stream" in request.url and "ERR_ABORTED" in failure:
+        # an event stream or a fetch of the live updates is cut when the page navigates
+        # away (a form's submit): not a failure (a status >= 400 still is, below)
+        if request.resource_type in ("eventsource", "fetch") and "ERR_ABORTED" in failure:
             return
         watched.failed_requests.append(f"request: {request.url} {failure}")
 
