@@ -1,6 +1,6 @@
 """Browser tests of the simulator's web UI: Playwright driving Debian's chromium.
 
-One browser per session; each test gets a fresh simulator (HTTP and Modbus on port 0 of
+One browser per test module; each test gets a fresh simulator (HTTP and Modbus on port 0 of
 127.0.0.1, run by Trio in a thread of this process) and a fresh browser context. A failing
 test leaves a screenshot of its page in ``$TRIO_MODBUS_ARTIFACTS`` (default: pytest's temporary
 directory, ``artifacts/``) and prints where.
@@ -101,8 +101,13 @@ def simulator() -> Iterator[Running]:
         stop_simulator(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per module.
+
+    Playwright's sync API runs an asyncio loop in this thread while it lives: it must be
+    gone before the tests that run asyncio themselves.
+    """
     if CHROMIUM is None:
         pytest.skip("no chromium (apt-get install chromium)")
     with playwright_sync.sync_playwright() as p:
