@@ -217,8 +217,11 @@ def test_build_html_renders_a_template_text_escaped() -> None:
         {"rows": [{"name": "a", "value": 1}, {"name": SCRIPT, "value": "&"}]},
     )
     assert html == ("<ul><li>a=1</li><li>&lt;script&gt;alert(1)&lt;/script&gt;=&amp;</li></ul>")
-    with pytest.raises(jinja2.UndefinedError):
+    with pytest.raises(ValueError, match="'missing' is undefined") as raised:
         sim.build_html("{{ missing }}", {})
+    assert isinstance(raised.value.__cause__, jinja2.UndefinedError)
+    with pytest.raises(ValueError, match="the HTML template"):
+        sim.build_html("{% for %}", {})
 
 
 @pytest.mark.parametrize(

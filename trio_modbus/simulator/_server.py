@@ -206,8 +206,7 @@ class ModbusSimulatorServer:
             The HTML.
 
         Raises:
-            jinja2.TemplateError: The template is malformed, or uses a name ``json_data``
-                lacks.
+            ValueError: The template is malformed, or uses a name ``json_data`` lacks.
         """
         from ._web import build_html
 

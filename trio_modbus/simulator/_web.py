@@ -103,9 +103,13 @@ def build_html(html_template: str, json_data: Mapping[str, Any]) -> str:
         The HTML.
 
     Raises:
-        jinja2.TemplateError: The template is malformed or uses a name ``json_data`` lacks.
+        ValueError: The template is malformed or uses a name ``json_data`` lacks (the
+            Jinja2 error is its cause).
     """
-    return _environment().from_string(html_template).render(dict(json_data))
+    try:
+        return _environment().from_string(html_template).render(dict(json_data))
+    except jinja2.TemplateError as exc:
+        raise ValueError(f"the HTML template: {exc}") from exc
 
 
 class WebTemplates:
