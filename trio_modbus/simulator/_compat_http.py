@@ -1,6 +1,8 @@
 """pymodbus's simulator endpoints: ``POST /restapi/<page>`` (JSON) and ``GET /api/<page>`` (HTML).
 
-The pages are pymodbus's four: ``registers``, ``calls``, ``log`` and ``server``. The JSON
+The pages are pymodbus's four, ``registers``, ``calls``, ``log`` and ``server``, and the web
+UI's ``faults``; this module gives their forms a meaning and the templates (``_web``,
+``web/templates``) the data to show. The JSON
 answers carry pymodbus 3.12.1's keys, with its values where the meaning is the same
 (``tests/simulator/golden/`` holds pymodbus's own answers, and
 ``tests/simulator/test_http_compat.py`` lists the differences). What pymodbus only shows, this

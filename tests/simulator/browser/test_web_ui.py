@@ -148,6 +148,16 @@ def test_calls_live_filter_pause_and_download(simulator: Running, page: Watched)
         expect(request_hex).to_be_visible()
         expect(request_hex).to_contain_text("00 06 01 03 00 07 00 02")
 
+        # the keyboard reaches the Pause button, and Space presses it
+        for _ in range(40):
+            if p.evaluate("document.activeElement.id") == "pause":
+                break
+            p.keyboard.press("Tab")
+        p.keyboard.press("Space")
+        expect(p.locator("#pause")).to_have_attribute("aria-pressed", "true")
+        p.keyboard.press("Space")
+        expect(p.locator("#pause")).to_have_attribute("aria-pressed", "false")
+
         # the function filter hides the other functions' rows, also those that come later
         p.locator("#c-function").select_option("3")
         client.write_register(8, 5, device_id=1)
@@ -302,12 +312,12 @@ def test_log_tails_server_counts_resets_and_restarts(simulator: Running, page: W
     assert int(uptime.inner_text()) > before
 
     with modbus_client(simulator.modbus) as client:
+        expect(p.locator("#clients tbody")).to_contain_text("127.0.0.1:", timeout=3000)
         assert not client.write_register(3, 999, device_id=1).isError()
         assert read(client, 3).registers == [999]
         p.get_by_role("button", name="Reset values").click()
         expect(p.locator(".message")).to_have_text("values reset")
         assert read(client, 3).registers == [3]
-        expect(p.locator("#clients tbody")).to_contain_text("127.0.0.1:")
 
     old = p.locator("#modbus-listener").inner_text()
     p.get_by_role("button", name="Restart").click()

@@ -349,7 +349,23 @@ function serverPage() {
   setInterval(() => {
     uptime.textContent = Math.floor(base + (performance.now() - loaded) / 1000);
   }, 250);
+  const clients = $("#clients tbody");
+  const refreshClients = async () => {
+    // the page itself lists the clients: read its table (as text) from a fresh copy
+    const response = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`GET ${location.pathname}: ${response.status}`);
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const peers = $$("#clients tbody td", fresh).map((td) => td.textContent);
+    const shown = $$("td", clients).map((td) => td.textContent);
+    if (peers.join("\n") === shown.join("\n")) return;
+    clients.replaceChildren(...peers.map((peer) => {
+      const row = document.createElement("tr");
+      row.append(cell("td", peer));
+      return row;
+    }));
+  };
   const refresh = async () => {
+    await refreshClients();
     const status = await getJSON("/api/v1/status");
     $("#calls-count").textContent = status.calls;
     $("#faults-count").textContent = status.faults;
@@ -358,7 +374,7 @@ function serverPage() {
       if (row) row.textContent = value;
     }
   };
-  setInterval(() => refresh().catch(console.warn), 2000);
+  setInterval(() => refresh().catch(console.warn), 1000);
 }
 
 // -- start ------------------------------------------------------------------------------------
