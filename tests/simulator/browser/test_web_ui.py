@@ -21,7 +21,7 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from .conftest import SCRIPT, Running, Watched
+from .conftest import SCRIPT, Running, Watched, start_simulator, stop_simulator
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -445,3 +445,33 @@ def test_the_calls_page_stays_responsive_with_10000_calls(
     expect(rows.first).to_have_attribute("data-address", "8", timeout=LIVE)
     expect(rows).to_have_count(500)
     assert page.problems() == []
+
+
+# -- the token ----------------------------------------------------------------------------------
+
+
+def test_a_token_is_given_once_in_the_login_form(new_page: Any) -> None:
+    running = start_simulator(token="s3cret")
+    try:
+        page = new_page()
+        p = page.page
+        p.goto(running.url + "/api/calls")
+        expect(p.get_by_role("heading", level=1)).to_have_text("Log in")
+        p.get_by_label("Token").fill("wrong")
+        p.get_by_role("button", name="Log in").click()
+        expect(p.locator(".message")).to_have_text("wrong token")
+        p.get_by_label("Token").fill("s3cret")
+        p.get_by_role("button", name="Log in").click()
+        expect(p).to_have_url(running.url + "/api/calls")
+        expect(p.locator("html")).to_have_attribute("data-ready", "1")
+        cookie = next(c for c in p.context.cookies() if c["name"] == "trio_modbus_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        with modbus_client(running.modbus) as client:  # the live stream works with the cookie
+            read(client, 6)
+        expect(p.locator("#calls tbody tr").first).to_have_attribute(
+            "data-address", "6", timeout=LIVE
+        )
+        # the two 401 answers before the login are the only failed requests
+        assert [f for f in page.problems() if " 401" not in f] == []
+    finally:
+        stop_simulator(running)
