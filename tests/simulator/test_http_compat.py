@@ -160,11 +160,17 @@ def test_the_golden_exercises_the_values_that_matter() -> None:
 
 
 def _form_fields(page: str) -> set[str]:
-    return set(re.findall(r'name="?([a-z_]+)', page))
+    return set(re.findall(r'<(?:input|select|button)[^>]*\bname="?([a-z_]+)', page))
 
 
 def _headers(page: str) -> list[str]:
-    return re.findall(r'<th(?: width="[0-9]+%")?>([^<]+)</th>', page)
+    """The column headers of each table's head."""
+    heads = re.findall(r"<thead>(.*?)</thead>", page, re.DOTALL)
+    return [h for head in heads for h in re.findall(r'<th(?: [a-z]+="[^"]*")*>([^<]+)</th>', head)]
+
+
+# Columns on purpose not pymodbus's: the log's one "Log entries" column is split in four.
+OWN_COLUMNS = {"page_log": ["Time", "Level", "Logger", "Message"]}
 
 
 @pytest.mark.parametrize(
@@ -175,15 +181,23 @@ def _headers(page: str) -> list[str]:
 def test_pages_have_pymodbus_structure(
     ours: dict[str, httpx.Response], theirs: dict[str, Any]
 ) -> None:
-    """Same title, form fields and table columns (the full web UI is another issue)."""
+    """pymodbus's title, every form field of its page and its table's columns, in order.
+
+    Ours have more (the web UI's filters, the typed Set, the call log): a superset.
+    """
     response = ours[theirs["name"]]
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert _form_fields(page) == _form_fields(theirs["body"])
-    assert _headers(page) == _headers(theirs["body"])
+    assert _form_fields(theirs["body"]) <= _form_fields(page)
+    columns = OWN_COLUMNS.get(theirs["name"]) or _headers(theirs["body"])
+    ours_columns = _headers(page)
+    assert any(ours_columns[i : i + len(columns)] == columns for i in range(len(ours_columns))), (
+        columns,
+        ours_columns,
+    )
     heading = re.search(r"<h1>(?:<center>)?([A-Za-z]+)", theirs["body"])
-    assert heading is not None and f"<center>{heading[1]}</center>" in page
+    assert heading is not None and f"<h1>{heading[1]}</h1>" in page
 
 
 def test_pymodbus_pages_leave_the_string_unescaped_and_ours_escape_it(
@@ -191,7 +205,7 @@ def test_pymodbus_pages_leave_the_string_unescaped_and_ours_escape_it(
 ) -> None:
     theirs = {a["name"]: a["body"] for a in PYMODBUS["answers"]}["page_registers"]
     assert "<td><b>&x </td>" in theirs  # pymodbus puts the cell's text in the page as is
-    assert "<td>&lt;b&gt;&amp;x </td>" in ours["page_registers"].text
+    assert '<td class="value">&lt;b&gt;&amp;x </td>' in ours["page_registers"].text
 
 
 # -- Simulate and Monitor act ---------------------------------------------------------------------
@@ -431,12 +445,12 @@ async def test_everything_rendered_into_a_page_is_escaped(sim: ModbusSimulatorSe
             "/api/registers",
             params={"submit": "Add", "range_start": "16", "range_stop": "16"},
         )
-        assert "<td>&lt;i&gt;x&lt; </td>" in page.text and "<i>" not in page.text
+        assert '<td class="value">&lt;i&gt;x&lt; </td>' in page.text and "<i>" not in page.text
         hostile = await http.get(
             "/api/registers", params={"submit": "Set", "register": SCRIPT, "value": "1"}
         )
         assert hostile.status_code == 400
-        assert "<script" not in hostile.text and "&lt;script&gt;" in hostile.text
+        assert SCRIPT not in hostile.text and "&lt;script&gt;" in hostile.text
 
 
 async def test_a_string_cell_holding_a_script_is_escaped(tmp_path: Path) -> None:

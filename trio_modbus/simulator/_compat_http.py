@@ -1,6 +1,8 @@
 """pymodbus's simulator endpoints: ``POST /restapi/<page>`` (JSON) and ``GET /api/<page>`` (HTML).
 
-The pages are pymodbus's four: ``registers``, ``calls``, ``log`` and ``server``. The JSON
+The pages are pymodbus's four, ``registers``, ``calls``, ``log`` and ``server``, and the web
+UI's ``faults``; this module gives their forms a meaning and the templates (``_web``,
+``web/templates``) the data to show. The JSON
 answers carry pymodbus 3.12.1's keys, with its values where the meaning is the same
 (``tests/simulator/golden/`` holds pymodbus's own answers, and
 ``tests/simulator/test_http_compat.py`` lists the differences). What pymodbus only shows, this
@@ -22,12 +24,11 @@ Everything put in a page is HTML-escaped.
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from trio_modbus._errors import ConfigurationError
@@ -204,7 +205,10 @@ def action_set(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) -> N
     address = _register_address(data, params, "register")
     value = params.get("value")
     new = None
-    if value not in (None, ""):
+    kind = params.get("value_type") or None
+    if kind is not None:
+        _set_typed(data, address, str(value or ""), str(kind), params.get("word_order") or None)
+    elif value not in (None, ""):
         new = _int(params, "value", 0)
         if not 0 <= new <= 0xFFFF:
             raise BadInput(f"value={value!r}: a register holds 0..65535")
@@ -212,6 +216,25 @@ def action_set(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) -> N
         data.cells[address].value = new
     if _checked(params, "writeable"):
         data.cells[address].writable = True
+
+
+def _set_typed(
+    data: SimulatorData, address: int, text: str, kind: str, word_order: str | None
+) -> None:
+    """The "Set" form with a type: ``text`` as a ``kind`` value from ``address`` on."""
+    from ._datastore import VALUE_TYPES
+
+    if kind not in VALUE_TYPES:
+        raise BadInput(f"value_type={kind!r}; valid: {', '.join(VALUE_TYPES)}")
+    if word_order not in (None, "big", "little"):
+        raise BadInput(f"word_order={word_order!r}; valid: big, little")
+    value: Any = text
+    if kind != "string":
+        value = _number("value", text.strip(), "float" if kind.startswith("float") else "int")
+    try:
+        data.set(address, value, kind, word_order=word_order)  # type: ignore[arg-type]
+    except (ValueError, IndexError) as exc:
+        raise BadInput(f"value={text!r} as {kind}: {exc}") from None
 
 
 def action_add(
@@ -534,218 +557,363 @@ async def server_json(
     return {"result": "ok", "footer": footer, **status_json(simulator)}
 
 
-# -- HTML -------------------------------------------------------------------------------------
-
-_HEAD = """<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Modbus simulator</title>
-  {refresh}
-</head>
-<body>
-  <h1><center>{title}</center></h1>
-"""
-_TAIL = "</body>\n</html>\n"
+def server_reset(simulator: ModbusSimulatorServer) -> None:
+    """The server page's "Reset values": every unit's cells back to their initial values."""
+    for data in simulator.units.values():
+        data.reset()
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+# -- the faults page --------------------------------------------------------------------------
+
+MATCH_FIELDS = ("unit", "function", "sub_function", "address", "nth", "connection")
+# What each effect parameter is, for the form: int (decimal, or hex with 0x), float, bytes
+# as hex, a checkbox, or a choice.
+PARAMETER_KINDS = {
+    "seconds": "float",
+    "jitter": "float",
+    "code": "int",
+    "pdu": "hex",
+    "offset": "int",
+    "reply_unit": "int",
+    "field": "choice",
+    "keep": "int",
+    "size": "int",
+    "then_close": "bool",
+    "pieces": "int",
+    "gap": "float",
+}
+_LIFETIME_KINDS = {
+    "times": "int",
+    "skip": "int",
+    "duration": "float",
+    "probability": "float",
+    "seed": "int",
+    "phase": "str",
+}
 
 
-def _table(headers: list[str], rows: list[list[Any]], foot: str) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return (
-        f'  <table width="80%" class="listbox">\n    <thead><tr>{head}</tr></thead>\n'
-        f"    <tbody>{body}</tbody>\n"
-        f'    <tfoot><tr><th colspan="{len(headers)}">{_e(foot)}</th></tr></tfoot>\n  </table>\n'
+def fault_parameters() -> list[tuple[str, str, str]]:
+    """Each effect parameter of the add form: its name, its kind, the effects that take it."""
+    from trio_modbus.testing import FAULT_ACTIONS
+
+    used: dict[str, list[str]] = {}
+    for name, action in FAULT_ACTIONS.items():
+        for field in dataclasses.fields(action):
+            used.setdefault(field.name, []).append(name)
+    return [
+        (name, PARAMETER_KINDS.get(name, "str"), ", ".join(effects))
+        for name, effects in used.items()
+    ]
+
+
+def _number(key: str, text: str, kind: str) -> Any:
+    try:
+        if kind == "float":
+            return float(text)
+        if text.lower().startswith(("0x", "-0x")):
+            return int(text, 16)
+        return int(text)
+    except ValueError:
+        what = "a number" if kind == "float" else "an integer"
+        raise BadInput(f"{key}={text!r} is not {what}") from None
+
+
+def _match_text(key: str, text: str) -> Any:
+    """A match field as the fault schema takes it: an int, ``"a..b"`` or a list."""
+    if ".." in text:
+        first, _, last = text.partition("..")
+        return f"{_number(key, first.strip(), 'int')}..{_number(key, last.strip(), 'int')}"
+    if "," in text:
+        return [_number(key, part.strip(), "int") for part in text.split(",") if part.strip()]
+    return _number(key, text, "int")
+
+
+def fault_spec(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The fault rule (``add_faults`` fields) the faults page's add form asks for."""
+    from trio_modbus.testing import FAULT_ACTIONS
+
+    name = params.get("action")
+    if name not in FAULT_ACTIONS:
+        raise BadInput(f"action={name!r}; valid: {', '.join(FAULT_ACTIONS)}")
+    own = {f.name for f in dataclasses.fields(FAULT_ACTIONS[name])}
+    spec: dict[str, Any] = {"action": name}
+    for key, kind in PARAMETER_KINDS.items():
+        text = str(params.get(key, "")).strip()
+        if not text or (kind == "bool" and not _checked(params, key)):
+            continue
+        if key not in own:
+            valid = ", ".join(sorted(own)) or "none"
+            raise BadInput(f"{key} is not a parameter of {name}; its parameters: {valid}")
+        if kind == "bool":
+            spec[key] = True
+        elif kind in ("hex", "choice", "str"):
+            spec[key] = text
+        else:
+            spec[key] = _number(key, text, kind)
+    for key in MATCH_FIELDS:
+        text = str(params.get(key, "")).strip()
+        if text:
+            spec[key] = _match_text(key, text)
+    for key, kind in _LIFETIME_KINDS.items():
+        text = str(params.get(key, "")).strip()
+        if text:
+            spec[key] = text if kind == "str" else _number(key, text, kind)
+    return spec
+
+
+def action_add_fault(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) -> str:
+    """The faults page's "Add rule": one fault rule from the form."""
+    from trio_modbus.testing import add_faults
+
+    try:
+        [rule] = add_faults([fault_spec(params)], simulator.device.faults)
+    except ConfigurationError as exc:
+        raise BadInput(str(exc)) from None
+    return f"rule {rule.id} added"
+
+
+def action_delete_fault(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) -> str:
+    """The faults page's "Delete": one rule, by id."""
+    wanted = _int(params, "rule", -1)
+    for rule in simulator.device.faults.rules:
+        if rule.id == wanted:
+            simulator.device.faults.remove(rule)
+            return f"rule {wanted} deleted"
+    raise BadInput(f"no fault rule {wanted} (spent or deleted already)")
+
+
+# -- what the pages show ----------------------------------------------------------------------
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _peer_text(peer: Any) -> str:
+    if isinstance(peer, list | tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "" if peer is None else str(peer)
+
+
+def call_view(call: dict[str, Any]) -> dict[str, Any]:
+    """One call of the call log (``record_json``) with the texts the calls page shows."""
+    code = call["exception_code"]
+    if code is not None:
+        result = f"exception {code:02X}"
+    elif call["reply_hex"] is None or not call["delivered"]:
+        result = "no reply"
+    else:
+        result = "ok"
+    if call["faults"]:
+        result += f" ({', '.join(call['faults'])})"
+    return {
+        **call,
+        "peer_text": _peer_text(call["peer"]),
+        "result": result,
+        "error": code is not None or not call["delivered"],
+    }
+
+
+def call_filters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The calls page's filters (``f_unit``, ``f_function``, ``f_address``, ``f_errors``)."""
+    result: dict[str, Any] = {}
+    for key in ("unit", "function", "address"):
+        text = str(params.get(f"f_{key}", "")).strip()
+        if text:
+            result[key] = str(_number(f"f_{key}", text, "int"))
+        else:
+            result[key] = ""
+    result["errors"] = _checked(params, "f_errors")
+    return result
+
+
+def selected_calls(
+    simulator: ModbusSimulatorServer, filters: Mapping[str, Any]
+) -> list[RequestRecord]:
+    """The calls that pass the filters, oldest first."""
+    from trio_modbus.testing._recorder import overlaps
+
+    unit = int(filters["unit"]) if filters.get("unit") else None
+    function = int(filters["function"]) if filters.get("function") else None
+    address = int(filters["address"]) if filters.get("address") else None
+    selected = []
+    for record in simulator.device.recorder:
+        if unit is not None and record.unit != unit:
+            continue
+        if function is not None and record.function_code != function:
+            continue
+        if address is not None and not overlaps(record.request, address):
+            continue
+        if filters.get("errors") and record.exception_code is None and record.delivered:
+            continue
+        selected.append(record)
+    return selected
+
+
+def calls_download(simulator: ModbusSimulatorServer, params: Mapping[str, Any]) -> Response:
+    """The calls that pass the filters, as JSON lines (a download)."""
+    import json
+
+    from ._http import record_json
+
+    start = simulator.started_at or 0.0
+    lines = [
+        json.dumps(record_json(record, start)) + "\n"
+        for record in selected_calls(simulator, call_filters(params))
+    ]
+    return Response(
+        "".join(lines),
+        media_type="application/x-ndjson",
+        headers={"content-disposition": 'attachment; filename="calls.jsonl"'},
     )
 
 
-def _options(options: list[tuple[Any, Any, bool]]) -> str:
-    return "".join(
-        f'<option value="{_e(v)}"{" selected" if chosen else ""}>{_e(t)}</option>'
-        for v, t, chosen in options
-    )
+def calls_view(
+    simulator: ModbusSimulatorServer, params: Mapping[str, Any], state_json: dict[str, Any]
+) -> dict[str, Any]:
+    """The calls page: the newest calls that pass the filters, and pymodbus's forms."""
+    from urllib.parse import urlencode
+
+    from ._http import record_json
+    from ._web import CALL_ROWS
+
+    filters = call_filters(params)
+    selected = selected_calls(simulator, filters)
+    start = simulator.started_at or 0.0
+    shown = [call_view(record_json(r, start)) for r in reversed(selected[-CALL_ROWS:])]
+    query = {f"f_{k}": v for k, v in filters.items() if k != "errors" and v}
+    if filters["errors"]:
+        query["f_errors"] = "1"
+    return {
+        "calls": shown,
+        "matching": len(selected),
+        "total": len(simulator.device.recorder),
+        "latest": simulator.device.recorder[-1].seq if len(simulator.device.recorder) else 0,
+        "cap": CALL_ROWS,
+        "filters": filters,
+        "view": "hex" if params.get("view") == "hex" else "decoded",
+        "function_names": [(code.value, code.name.lower()) for code in FunctionCode],
+        "download_href": "/api/calls?" + urlencode({"download": "jsonl", **query}),
+        "j": state_json,
+    }
 
 
-def _checked_attr(flag: bool) -> str:
-    return " checked" if flag else ""
-
-
-def registers_page(
+def registers_view(
     simulator: ModbusSimulatorServer, state: CompatState, result: str, foot: str | None
-) -> str:
-    """The registers page: the filtered registers, the filter form and the set form."""
+) -> dict[str, Any]:
+    """The registers page: the registers of the filter, the filter and set forms."""
+    from ._datastore import VALUE_TYPES
+
     data = simulator.data
     rows = []
     for address in state.register_filter:
         if address >= len(data.cells) or data.cells[address].type is CellType.NEXT:
             continue
-        text = text_register(data, address)
-        rows.append(
-            [
-                text[k]
-                for k in (
-                    "index",
-                    "type",
-                    "access",
-                    "action",
-                    "value",
-                    "count_read",
-                    "count_write",
-                )
-            ]
-        )
+        rows.append({"address": address, **text_register(data, address)})
     if foot is None:
         foot = (
             f"{len(state.register_filter)} register(s) monitored"
             if state.register_filter
             else "Nothing selected"
         )
-    types = _options(
-        [(-1, "Any", True), *((n, name, False) for name, n in type_ids(data).items())]
-    )
-    actions = _options(
-        [(-1, "Any", True), *((n, name, False) for name, n in action_ids(simulator).items())]
-    )
-    return (
-        _table(["Register", "Type", "Write", "Action", "Value", "# read", "# write"], rows, foot)
-        + f"""  <fieldset class="tools_fieldset"><legend>Filter registers</legend>
-    <form action="/api/registers" method="get">
-      <label>Start/end</label>
-      <input type="number" name="range_start" /> <input type="number" name="range_stop" />
-      <label>Type</label> <select name="type">{types}</select>
-      <label>Action</label> <select name="action">{actions}</select>
-      <label>Writeable</label> <input type="checkbox" name="writeable" />
-      <input type="submit" value="Add" name="submit" />
-      <input type="submit" value="Clear" name="submit" />
-    </form>
-  </fieldset>
-  <fieldset class="tools_fieldset"><legend>Set</legend>
-    <form action="/api/registers" method="get">
-      <label>Register</label> <input type="number" name="register" />
-      <label>Value</label> <input type="text" name="value" />
-      <input type="submit" value="Set" name="submit" />
-    </form>
-  </fieldset>
-  <p>Result of last command: {_e(result)}</p>
-"""
-    )
+    return {
+        "rows": rows,
+        "foot": foot,
+        "result": result,
+        "types": list(type_ids(data).items()),
+        "actions": list(action_ids(simulator).items()),
+        "value_types": VALUE_TYPES,
+        "word_order": data.word_order,
+    }
 
 
-def calls_page(state_json: dict[str, Any]) -> str:
-    """The calls page: the monitored calls, the monitor form and the simulate form."""
-    rows = [
-        [f"{'call' if r['call'] else 'response'} - {r['fc']}", r["address"], r["count"], r["data"]]
-        for r in state_json["call_rows"]
+def rule_view(rule_data: dict[str, Any]) -> dict[str, Any]:
+    """One fault rule (``rule_json``) with the texts the faults page shows."""
+    known = {
+        "id",
+        "action",
+        "phase",
+        *MATCH_FIELDS,
+        *_LIFETIME_KINDS,
+        "matched",
+        "fired",
+        "remaining",
+        "expires_in",
+    }
+    parameters = ", ".join(f"{k}={v}" for k, v in rule_data.items() if k not in known)
+    match = " ".join(f"{k}={rule_data[k]}" for k in MATCH_FIELDS if k in rule_data)
+    expires = rule_data["expires_in"]
+    return {
+        "id": rule_data["id"],
+        "action": rule_data["action"],
+        "parameters": parameters or "none",
+        "match": match or "any request",
+        "phase": rule_data["phase"],
+        "hits": f"{rule_data['fired']} of {rule_data['matched']} matched",
+        "remaining": "unlimited" if rule_data["remaining"] is None else rule_data["remaining"],
+        "expires": "never" if expires is None else f"{expires:.1f}",
+    }
+
+
+def faults_view(simulator: ModbusSimulatorServer, state_json: dict[str, Any]) -> dict[str, Any]:
+    """The faults page: the active rules, the add form and pymodbus's Simulate form."""
+    import trio
+
+    from trio_modbus.testing import FAULT_ACTIONS
+
+    from ._http import rule_json
+
+    now = trio.current_time()
+    return {
+        "rules": [rule_view(rule_json(r, now)) for r in simulator.device.faults.rules],
+        "actions": list(FAULT_ACTIONS),
+        "parameters": fault_parameters(),
+        "match_fields": MATCH_FIELDS,
+        "j": state_json,
+    }
+
+
+def log_view(state_json: dict[str, Any], level: str) -> dict[str, Any]:
+    """The log page: the lines at ``level`` or above, with their clock time."""
+    import time
+
+    floor = LOG_LEVELS.index(level) if level in LOG_LEVELS else 0
+
+    def rank(name: str) -> int:
+        return LOG_LEVELS.index(name) if name in LOG_LEVELS else len(LOG_LEVELS)
+
+    lines = [
+        {
+            **line,
+            "clock": time.strftime("%H:%M:%S", time.localtime(line["time"]))
+            + f".{int(line['time'] * 1000) % 1000:03d}",
+        }
+        for line in state_json["log_rows"]
+        if rank(line["level"]) >= floor
     ]
-    functions = _options(
-        [(-1, "Any", not any(f["selected"] for f in state_json["function_codes"]))]
-        + [(f["value"], f["text"], f["selected"]) for f in state_json["function_codes"]]
-    )
-    errors = _options(
-        [(f["value"], f["text"], f["selected"]) for f in state_json["function_error"]]
-    )
-    j = state_json
-
-    def number(value: Any) -> str:
-        return "" if value is None else _e(value)
-
-    def radio(value: int, key: str, label: str) -> str:
-        flag = _checked_attr(j[f"function_response_{key}_checked"])
-        return f'<input type="radio" name="response_type" value="{value}"{flag}>{label}'
-
-    def box(name: str, key: str) -> str:
-        return f'<input type="checkbox" name="{name}"{_checked_attr(j[key])} />'
-
-    def field(name: str, key: str) -> str:
-        return f'<input type="number" name="{name}" value="{number(j[key])}" />'
-
-    return (
-        _table(["Call/Response", "Address", "Count", "Data"], rows, j["foot"])
-        + f"""  <fieldset class="tools_fieldset"><legend>Monitor</legend>
-    <form action="/api/calls" method="get">
-      <label>Register range</label>
-      {field("range_start", "range_start")} {field("range_stop", "range_stop")}
-      <label>Function</label> <select name="function">{functions}</select>
-      <label>Show as</label>
-      {box("show_hex", "function_show_hex_checked")}Hex
-      {box("show_decode", "function_show_decoded_checked")}Decoded
-      <input type="submit" value="Monitor" name="submit" />
-      <input type="submit" value="Stop" name="submit" />
-    </form>
-  </fieldset>
-  <fieldset class="tools_fieldset"><legend>Simulate <b>{_e(j["simulation_action"])}</b></legend>
-    <form action="/api/calls" method="get">
-      {radio(2, "empty", "Empty")}
-      {radio(0, "normal", "Normal")}
-      <label>split response</label> {box("response_split", "function_response_split_checked")}
-      {field("split_delay", "function_response_split_delay")}seconds delay
-      <label>Change rate</label> {box("response_cr", "function_response_cr_checked")}
-      {field("response_cr_pct", "function_response_cr_pct")}%
-      <label>Delay response</label>
-      {field("response_delay", "function_response_delay")}seconds
-      {radio(1, "error", "Error")} <select name="response_error">{errors}</select>
-      {radio(3, "junk", "Junk")} <label>Datalength</label>
-      {field("response_junk_datalen", "function_response_junk")}bytes
-      <label>Clear after</label>
-      {field("response_clear_after", "function_response_clear_after")}requests
-      <input type="submit" value="Simulate" name="submit" />
-      <input type="submit" value="Reset" name="submit" />
-    </form>
-  </fieldset>
-  <p>Result of last command: {_e(j["result"])}</p>
-"""
-    )
+    return {
+        "lines": lines,
+        "footer": state_json["footer"],
+        "levels": LOG_LEVELS,
+        "level": LOG_LEVELS[floor],
+    }
 
 
-def log_page(state_json: dict[str, Any]) -> str:
-    """The log page: the log lines and the log form."""
-    rows = [
-        [f"{line['level']} {line['logger']}: {line['message']}"] for line in state_json["log_rows"]
-    ]
-    return (
-        _table(["Log entries"], rows, state_json["footer"])
-        + """  <fieldset class="tools_fieldset"><legend>Log</legend>
-    <form action="/api/log" method="get">
-      <input type="submit" value="Download" name="submit" />
-      <input type="submit" value="Monitor" name="submit" />
-      <input type="submit" value="Clear" name="submit" />
-    </form>
-  </fieldset>
-"""
-    )
+def server_view(simulator: ModbusSimulatorServer, state_json: dict[str, Any]) -> dict[str, Any]:
+    """The server page: status, listeners, connected clients, counters."""
+    server = simulator.modbus_server
+    clients = [_peer_text(conn.peer) for conn in getattr(server, "connections", ())]
+    return {
+        "s": state_json,
+        "listener": _peer_text(state_json["modbus"]["address"]),
+        "http": _peer_text(state_json["http"]),
+        "clients": clients,
+        "footer": state_json["footer"],
+    }
 
-
-def server_page(state_json: dict[str, Any]) -> str:
-    """The server page: uptime, addresses and the restart form."""
-    modbus = state_json["modbus"]
-    return f"""  <fieldset class="tools_fieldset"><legend>Status</legend>
-    Uptime: {_e(state_json["uptime"])} s<br>
-    Modbus: {_e(modbus["comm"])} {_e(modbus["address"])}<br>
-    Calls: {_e(state_json["calls"])}, fault rules: {_e(state_json["faults"])}<br>
-    {_e(state_json["footer"])}
-  </fieldset>
-  <fieldset class="tools_fieldset"><legend>Server</legend>
-    <form action="/api/server" method="get">
-      <input type="submit" value="Restart" name="submit" />
-    </form>
-  </fieldset>
-"""
-
-
-_INDEX = """  <ul>
-    <li><a href="/api/registers">Registers</a></li>
-    <li><a href="/api/calls">Calls</a></li>
-    <li><a href="/api/log">Log</a></li>
-    <li><a href="/api/server">Server</a></li>
-    <li><a href="/api/v1/openapi.json">The JSON API (OpenAPI)</a></li>
-  </ul>
-"""
 
 # -- routes -----------------------------------------------------------------------------------
+
+HTML_PAGES = (*PAGES, "faults")
+TITLES = {name: name.capitalize() for name in HTML_PAGES}
 
 
 def _compat_error(status: int, message: str) -> Response:
@@ -753,18 +921,23 @@ def _compat_error(status: int, message: str) -> Response:
 
 
 def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[Route]:
-    """The routes of pymodbus's simulator, on a state of their own.
+    """The routes of pymodbus's simulator, on a state of their own, and the web pages.
 
     Args:
         simulator: The simulator they show and steer.
-        token: The bearer token every request needs, or None.
+        token: The token every request needs, or None.
 
     Returns:
-        ``POST /restapi/<page>``, ``GET /api/<page>`` and ``GET /``.
+        ``POST /restapi/<page>``, ``GET /api/<page>`` (pymodbus's four and ``faults``) and
+        ``GET /``.
     """
+    from urllib.parse import quote
+
     from ._http import _json_body, guard
+    from ._web import WebTemplates
 
     state = CompatState()
+    templates = WebTemplates(simulator.web_app_path)
 
     async def rest(request: Request) -> Response:
         page = request.path_params["page"]
@@ -787,49 +960,127 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
             return _compat_error(400, str(exc))
         return JSONResponse(result)
 
+    async def act(name: str, params: dict[str, Any]) -> tuple[Response | None, dict[str, Any]]:
+        """Do what the form asks; a response (a download) or the page's context."""
+        submit = params.get("submit")
+        if name == "registers":
+            foot = None
+            if submit == "Clear":
+                state.register_filter = []
+            elif submit == "Add":
+                foot = action_add(simulator, state, params)
+            elif submit == "Set":
+                action_set(simulator, params)
+            return None, registers_view(simulator, state, "ok", foot)
+        if name == "calls":
+            if params.get("download") == "jsonl":
+                return calls_download(simulator, params), {}
+            state_json = calls_json(simulator, state, params, html_form=True)
+            return None, calls_view(simulator, params, state_json)
+        if name == "faults":
+            message = ""
+            if submit in ("Simulate", "Reset"):
+                calls_json(simulator, state, params, html_form=True)
+                message = f"{submit}: ok"
+            elif submit == "Add":
+                message = action_add_fault(simulator, params)
+            elif submit == "Delete":
+                message = action_delete_fault(simulator, params)
+            elif submit == "Clear":
+                simulator.device.faults.clear()
+                state.rule_ids = []
+                message = "every rule deleted"
+            state_json = calls_json(simulator, state, {}, html_form=True)
+            return None, {"message": message, **faults_view(simulator, state_json)}
+        if name == "log":
+            if submit == "Download":
+                text = "".join(
+                    f"{line['time']:.3f} {line['level']} {line['logger']}: {line['message']}\n"
+                    for line in simulator.log_buffer.lines
+                )
+                return PlainTextResponse(
+                    text, headers={"content-disposition": 'attachment; filename="simulator.log"'}
+                ), {}
+            return None, log_view(log_json(simulator, params), str(params.get("level", "")))
+        message = ""
+        if submit == "Reset":
+            server_reset(simulator)
+            message = "values reset"
+        status = await server_json(simulator, params)
+        if submit == "Reset":
+            status["footer"] = "values reset"
+        return None, {"message": message, **server_view(simulator, status)}
+
     async def page(request: Request) -> Response:
         name = request.path_params["page"]
         params = dict(request.query_params)
         refresh = params.pop("refresh", None)
-        result, foot = "ok", None
+        status = 200
         try:
             if refresh is not None:
                 state.refresh_rate = max(0, _int({"refresh": refresh}, "refresh", 0))
-            submit = params.get("submit")
-            if name == "registers":
-                if submit == "Clear":
-                    state.register_filter = []
-                elif submit == "Add":
-                    foot = action_add(simulator, state, params)
-                elif submit == "Set":
-                    action_set(simulator, params)
-                body = registers_page(simulator, state, result, foot)
-            elif name == "calls":
-                body = calls_page(calls_json(simulator, state, params, html_form=True))
-            elif name == "log":
-                if submit == "Download":
-                    text = "".join(
-                        f"{line['time']:.3f} {line['level']} {line['logger']}: {line['message']}\n"
-                        for line in simulator.log_buffer.lines
-                    )
-                    return PlainTextResponse(
-                        text,
-                        headers={"content-disposition": 'attachment; filename="simulator.log"'},
-                    )
-                body = log_page(log_json(simulator, params))
-            else:
-                body = server_page(await server_json(simulator, params))
+            response, context = await act(name, params)
         except BadInput as exc:
-            body = f"  <p>Result of last command: {_e(exc)}</p>\n"
-            return HTMLResponse(_page(name, state, body), status_code=400)
-        return HTMLResponse(_page(name, state, body))
+            status = 400
+            view = {k: v for k, v in params.items() if k not in ("submit", "download")}
+            response, context = await act(name, view)
+            context = {
+                **context,
+                "message": f"Result of last command: {exc}",
+                "error": True,
+                "result": str(exc),
+            }
+        if response is not None:
+            return response
+        context.setdefault("message", "")
+        context.setdefault("error", False)
+        return templates.page(
+            f"{name}.html",
+            status_code=status,
+            page=name,
+            title=TITLES[name],
+            refresh=state.refresh_rate,
+            **context,
+        )
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(_page("Modbus simulator", state, _INDEX))
+        return templates.page(
+            "index.html",
+            page="index",
+            title="Modbus simulator",
+            refresh=0,
+            message="",
+            error=False,
+        )
+
+    def page_error(request: Request) -> Callable[[int, str], Response]:
+        def error(status: int, message: str) -> Response:
+            target = request.url.path
+            if request.url.query:
+                target += "?" + request.url.query
+            return templates.page(
+                "login.html" if status == 401 else "error.html",
+                status_code=status,
+                page="login",
+                title="Log in" if status == 401 else "Refused",
+                refresh=0,
+                message=message,
+                error=True,
+                target=target,
+                needs_token=token is not None,
+                quoted=quote(target),
+            )
+
+        return error
 
     async def page_guarded(request: Request) -> Response:
         changing = "submit" in request.query_params
-        return await guard(page, token, state_changing=changing, error=_compat_error)(request)
+        return await guard(page, token, state_changing=changing, error=page_error(request))(
+            request
+        )
+
+    async def index_guarded(request: Request) -> Response:
+        return await guard(index, token, error=page_error(request))(request)
 
     return [
         Route(
@@ -837,17 +1088,9 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
             _only(PAGES, guard(rest, token, state_changing=True, error=_compat_error)),
             methods=["POST"],
         ),
-        Route("/api/{page:str}", _only(PAGES, page_guarded), methods=["GET"]),
-        Route("/", guard(index, token, error=_compat_error), methods=["GET"]),
+        Route("/api/{page:str}", _only(HTML_PAGES, page_guarded), methods=["GET"]),
+        Route("/", index_guarded, methods=["GET"]),
     ]
-
-
-def _page(name: str, state: CompatState, body: str) -> str:
-    refresh = (
-        f'<meta http-equiv="refresh" content="{state.refresh_rate}">' if state.refresh_rate else ""
-    )
-    title = name.capitalize() if name in PAGES else name
-    return _HEAD.format(refresh=refresh, title=_e(title)) + body + _TAIL
 
 
 def _only(pages: tuple[str, ...], endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import trio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -213,13 +214,21 @@ def guard(
     state_changing: bool = False,
     error: Callable[[int, str], Response] = _error,
 ) -> Endpoint:
-    """``endpoint`` behind the bearer token (when given) and the browser checks."""
+    """``endpoint`` behind the token (when given) and the browser checks.
+
+    The token comes as ``Authorization: Bearer <token>``, or as the cookie ``POST /login``
+    sets (a browser's pages); the browser checks apply to both.
+    """
+    from ._web import has_session
 
     async def check(request: Request) -> Response:
         if token is not None:
             given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return error(401, "give Authorization: Bearer <token>")
+            if not (
+                hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+                or has_session(request, token)
+            ):
+                return error(401, "give Authorization: Bearer <token> (or log in at /login)")
         changing = state_changing or request.method in _STATE_CHANGING
         refused = browser_refusal(request, changing, error)
         if refused is not None:
@@ -296,6 +305,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
 
     from ._compat_http import compat_routes
     from ._export import config_document, export_document
+    from ._web import SecurityHeaders, web_routes
 
     def guarded(endpoint: Endpoint) -> Endpoint:
         return guard(endpoint, token)
@@ -662,8 +672,9 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         Route("/api/v1/scenario", guarded(scenario), methods=["GET"]),
         Route("/api/v1/openapi.json", guarded(openapi), methods=["GET"]),
         *compat_routes(simulator, token),
+        *web_routes(simulator, token),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 
 
 def _address(address: Any) -> Any:

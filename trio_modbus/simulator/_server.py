@@ -52,7 +52,8 @@ class ModbusSimulatorServer:
             127.0.0.1:5020).
         custom_actions_module: A dotted module name or a ``.py`` path whose
             ``custom_actions_dict`` adds actions.
-        web_app_path: A folder whose files override the web pages' templates and static files.
+        web_app_path: A folder whose files override the web pages' own, file by file:
+            ``templates/<name>.html`` and ``static/<name>``.
         config: The configuration as a mapping, instead of ``json_file``.
         log_file: A file to append the log of the ``trio_modbus`` loggers to while the
             simulator runs, besides the log endpoint (which keeps the last 1000 records).
@@ -198,6 +199,26 @@ class ModbusSimulatorServer:
                 self.config.on_write, each, device, self._schedule_listener
             )
         return units, data, device
+
+    def build_html(self, html_template: str, json_data: Mapping[str, Any]) -> str:
+        """Render an HTML template text with ``json_data``, every value HTML-escaped.
+
+        The template is Jinja2 (``{{ name }}``, ``{% for row in rows %}``), the engine of the
+        web pages (whose templates a ``web_app_path`` folder overrides file by file).
+
+        Args:
+            html_template: The template's text.
+            json_data: The names it uses (a page's JSON answer, for instance).
+
+        Returns:
+            The HTML.
+
+        Raises:
+            ValueError: The template is malformed, or uses a name ``json_data`` lacks.
+        """
+        from ._web import build_html
+
+        return build_html(html_template, json_data)
 
     def unit_data(self, unit: int | None = None) -> SimulatorData:
         """The data a unit id reaches, as the Modbus server looks it up.
