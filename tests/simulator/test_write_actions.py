@@ -416,6 +416,7 @@ async def test_a_write_can_stop_the_listener_after_its_answer() -> None:
                 "comm": "tcp",
                 "address": list(address),
                 "listening": True,
+                "clients": [],
             }
         assert await read_one(sim, 5) == bytes.fromhex("03 02 0001")
 
@@ -494,3 +495,19 @@ def test_a_listener_action_is_stop_or_start(where: str) -> None:
     assert str(caught.value) == (
         f"{path}: 'pause' is not a listener action; valid: 'stop', 'start'"
     )
+
+
+async def test_the_status_lists_the_connected_clients() -> None:
+    async with running(document({"port": 0}, **SECTIONS)) as sim:
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+            async with raw.connect(sim.modbus_address) as client:
+                await client.request(raw.read_holding_registers(0, 1))
+                status = (await api.get("/api/v1/status")).json()
+                [peer] = status["modbus"]["clients"]
+                assert peer[0] == "127.0.0.1" and isinstance(peer[1], int)
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.fail_after(5):
+                while (await api.get("/api/v1/status")).json()["modbus"]["clients"]:
+                    await trio.sleep(0.01)

@@ -899,8 +899,7 @@ def log_view(state_json: dict[str, Any], level: str) -> dict[str, Any]:
 
 def server_view(simulator: ModbusSimulatorServer, state_json: dict[str, Any]) -> dict[str, Any]:
     """The server page: status, listeners, connected clients, counters."""
-    server = simulator.modbus_server
-    clients = [_peer_text(conn.peer) for conn in getattr(server, "connections", ())]
+    clients = [_peer_text(peer) for peer in state_json["modbus"]["clients"]]
     return {
         "s": state_json,
         "listener": _peer_text(state_json["modbus"]["address"]),

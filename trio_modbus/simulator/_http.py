@@ -272,7 +272,7 @@ def stream_window(request: Request, latest: int) -> tuple[int, int | None]:
 
 
 def status_json(simulator: ModbusSimulatorServer) -> dict[str, Any]:
-    """The simulator's status: uptime, addresses, units, statistics, counts."""
+    """The simulator's status: uptime, addresses, clients, units, statistics, counts."""
     server = simulator.modbus_server
     statistics = dataclasses.asdict(server.statistics) if server is not None else {}
     started = simulator.started_at
@@ -282,6 +282,9 @@ def status_json(simulator: ModbusSimulatorServer) -> dict[str, Any]:
             "comm": simulator.server_config.comm,
             "address": _address(simulator.modbus_address),
             "listening": simulator.listening,
+            "clients": [
+                _address(conn.peer) for conn in getattr(server, "connections", ()) if conn.peer
+            ],
         },
         "http": _address(simulator.http_address),
         "units": sorted(simulator.device.datastore),

@@ -587,9 +587,10 @@ class ModbusSimulatorServer:
         """Reload the configuration and rebind the Modbus listener (HTTP stays up).
 
         The file (or mapping) is read again and the same server and device entries are
-        selected; the device starts from the file's values. The call log, the fault rules and
-        the request numbering carry over. Run it in the simulator's own Trio run (the HTTP
-        API's ``POST /api/v1/restart`` does).
+        selected; the device starts from the file's values. A listener configured on port 0
+        binds the port it had again, so that clients reconnect where they were. The call
+        log, the fault rules and the request numbering carry over. Run it in the simulator's
+        own Trio run (the HTTP API's ``POST /api/v1/restart`` does).
 
         Raises:
             ConfigurationError: The configuration no longer loads, or lacks the entries; the
@@ -612,6 +613,12 @@ class ModbusSimulatorServer:
         unit = _selected_unit(config, device_config.name)
         if self.modbus_port is not None:
             server_config = dataclasses.replace(server_config, port=self.modbus_port)
+        if (
+            server_config.comm != "serial"
+            and server_config.port == 0
+            and self.modbus_address is not None
+        ):  # a free port was asked for: keep the one it got, so that clients reconnect
+            server_config = dataclasses.replace(server_config, port=self.modbus_address[1])
         previous = (
             self.config,
             self.server_config,

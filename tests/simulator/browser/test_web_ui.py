@@ -320,13 +320,16 @@ def test_log_tails_server_counts_resets_and_restarts(simulator: Running, page: W
         assert read(client, 3).registers == [3]
 
     old = p.locator("#modbus-listener").inner_text()
-    p.get_by_role("button", name="Restart").click()
-    expect(p.get_by_role("status").filter(has_text="restarted")).to_be_visible()
-    listener = p.locator("#modbus-listener").inner_text()  # port 0: a new port
-    assert listener != old and listener.startswith("tcp 127.0.0.1:")
-    port = int(listener.rsplit(":", 1)[1])
-    with modbus_client(("127.0.0.1", port)) as client:
-        assert read(client, 3).registers == [3]
+    with modbus_client(simulator.modbus) as client:
+        assert not client.write_register(3, 7, device_id=1).isError()
+        p.get_by_role("button", name="Restart").click()
+        expect(p.get_by_role("status").filter(has_text="restarted")).to_be_visible()
+        # Rebound on the port it had (port 0 in the file): the same client reconnects.
+        assert p.locator("#modbus-listener").inner_text() == old
+        with pytest.raises(ModbusException):
+            read(client, 3)  # its connection was closed by the restart
+        assert client.connect()
+        assert read(client, 3).registers == [3]  # the file's value again
     assert page.problems() == []
 
 

@@ -350,12 +350,7 @@ function serverPage() {
     uptime.textContent = Math.floor(base + (performance.now() - loaded) / 1000);
   }, 250);
   const clients = $("#clients tbody");
-  const refreshClients = async () => {
-    // the page itself lists the clients: read its table (as text) from a fresh copy
-    const response = await fetch(location.pathname, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`GET ${location.pathname}: ${response.status}`);
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-    const peers = $$("#clients tbody td", fresh).map((td) => td.textContent);
+  const showClients = (peers) => {
     const shown = $$("td", clients).map((td) => td.textContent);
     if (peers.join("\n") === shown.join("\n")) return;
     clients.replaceChildren(...peers.map((peer) => {
@@ -365,8 +360,8 @@ function serverPage() {
     }));
   };
   const refresh = async () => {
-    await refreshClients();
     const status = await getJSON("/api/v1/status");
+    showClients(status.modbus.clients.map((peer) => Array.isArray(peer) ? peer.join(":") : String(peer)));
     $("#calls-count").textContent = status.calls;
     $("#faults-count").textContent = status.faults;
     for (const [name, value] of Object.entries(status.statistics)) {
