@@ -308,7 +308,7 @@ class AuthorizationLayer(ServiceLayer):
         authorizer: Decides each request (see :class:`Authorizer`).
         timeout: Seconds an async authorizer may take.
         counters: Where denials and authorizer failures are counted (the server's counters);
-            by default the layer's own (:attr:`counters`).
+            by default the layer's own (its ``counters`` attribute).
         log_burst: Denials per connection logged one by one.
         log_interval: Seconds between two summaries of a connection's unlogged denials.
 

@@ -57,7 +57,7 @@ class Rule:
 
     units: frozenset[int] | None
     access: frozenset[Access]
-    ranges: Mapping[Table, tuple[_Range, ...]]
+    ranges: Mapping[Table, tuple[tuple[int, int], ...]]
     functions: frozenset[int] | None = None
     sub_functions: frozenset[int] | None = None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 __all__ = ["Counters", "ServerStatistics"]
 
@@ -45,9 +44,7 @@ class ServerStatistics:
     idle_timeouts: int = 0
     frame_timeouts: int = 0
     handshake_failures: int = 0
-    handshake_failure_reasons: Mapping[str, int] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    handshake_failure_reasons: Mapping[str, int] = field(default_factory=dict)
     invalid_roles: int = 0
     authorization_denials: int = 0
     authorizer_errors: int = 0
@@ -101,7 +98,5 @@ class Counters:
     def snapshot(self) -> ServerStatistics:
         """The counters now, as a frozen value."""
         values = {name: getattr(self, name) for name in self.__slots__}
-        values["handshake_failure_reasons"] = MappingProxyType(
-            dict(self.handshake_failure_reasons)
-        )
+        values["handshake_failure_reasons"] = dict(self.handshake_failure_reasons)  # a copy
         return ServerStatistics(**values)
