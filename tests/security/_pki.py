@@ -168,6 +168,7 @@ class Pki:
     server_key: str
     clients: dict[str, tuple[str, str]]
     certs: dict[str, x509.Certificate]
+    crl: str  # the intermediate CA's CRL: "revoked" is on it
 
 
 # name -> role extensions (each a raw DER value) and validity
@@ -231,6 +232,20 @@ def make_pki(folder: Path) -> Pki:
         not_after=_NOW + 10 * _DAY,
     )
     client("stranger", stranger_ca, extensions=[role_extension(utf8_string("operator"))])
+    client("revoked", inter, extensions=[role_extension(utf8_string("operator"))])
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(inter.cert.subject)
+        .last_update(_NOW - _DAY)
+        .next_update(_NOW + 30 * _DAY)
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(certs["revoked"].serial_number)
+            .revocation_date(_NOW - _DAY)
+            .build()
+        )
+        .sign(inter.key, hashes.SHA256())
+    )
     return Pki(
         folder,
         ca,
@@ -238,4 +253,5 @@ def make_pki(folder: Path) -> Pki:
         write("server.key", _key_pem(server_key)),
         clients,
         certs,
+        write("crl.pem", crl.public_bytes(serialization.Encoding.PEM)),
     )

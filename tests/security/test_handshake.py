@@ -71,3 +71,14 @@ async def test_tls11_refused_with_protocol_version_alert(pki, context):
         error = await _refused(server.address, ctx)
         assert "PROTOCOL_VERSION" in str(error.reason) or "UNSUPPORTED" in str(error.reason), error
         assert dict(server.statistics.handshake_failure_reasons) == {"protocol-version": 1}
+
+
+@pytest.mark.parametrize("version", [V12, V13], ids=["tls1.2", "tls1.3"])
+async def test_revoked_certificate_refused_with_crlfile(pki, context, version):
+    async with _server(pki, context, crlfile=pki.crl) as server:
+        error = await _refused(server.address, client_context(pki, "revoked", version=version))
+        assert "ALERT_CERTIFICATE_REVOKED" in str(error.reason), error
+        assert dict(server.statistics.handshake_failure_reasons) == {"revoked": 1}
+        # A certificate that is not on the list is served.
+        async with connect(server.address, client_context(pki, "operator", version=version)) as c:
+            assert (await c.ask(1, bytes.fromhex("0300000001")))[0] == 3
