@@ -82,3 +82,17 @@ async def test_revoked_certificate_refused_with_crlfile(pki, context, version):
         # A certificate that is not on the list is served.
         async with connect(server.address, client_context(pki, "operator", version=version)) as c:
             assert (await c.ask(1, bytes.fromhex("0300000001")))[0] == 3
+
+
+async def test_alert_reaches_a_tls13_client_that_is_already_sending(pki, context):
+    """The server half-closes and drains: a reset would destroy the alert on its way."""
+    flood = bytes.fromhex("000100000006010300000001") * 40_000  # 480 kB of requests
+    async with _server(pki, context) as server:
+        for _ in range(3):
+            with pytest.raises(trio.BrokenResourceError) as info:
+                async with connect(server.address, client_context(pki, None, version=V13)) as c:
+                    await c.stream.send_all(flood)
+                    await c.receive()
+            assert isinstance(info.value.__cause__, ssl.SSLError), repr(info.value.__cause__)
+            assert "CERTIFICATE_REQUIRED" in str(info.value.__cause__.reason)
+        assert server.statistics.handshake_failures == 3

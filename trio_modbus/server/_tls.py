@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import ssl
@@ -13,6 +12,7 @@ import trio
 from trio_modbus._errors import ConfigurationError
 from trio_modbus.datastore import ModbusServerContext
 
+from ._client import linger
 from ._clock import Connection
 from ._options import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -74,21 +74,28 @@ def classify_handshake_failure(exc: BaseException) -> str:
     return _SSL_REASONS.get(str(getattr(cause, "reason", "")), "other")
 
 
-async def send_pending_alert(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+async def send_pending_alert(tls: trio.SSLStream[trio.abc.Stream]) -> bool:
     """Send a failed handshake's TLS alert, which trio does not send itself.
 
     After a failed ``do_handshake`` the alert OpenSSL wrote (what went wrong: no
     certificate, unknown CA, expired, protocol version) waits in the ``SSLStream``'s outgoing
     buffer; trio drops it (python-trio/trio PR #3413), and the client would see a bare EOF.
     This sends it on the transport, within ALERT_FLUSH_TIMEOUT, ignoring a peer that has gone.
+
+    Returns:
+        True when an alert was sent.
     """
     outgoing = getattr(tls, "_outgoing", None)  # trio's MemoryBIO: no public way yet
     if outgoing is None or not outgoing.pending:
-        return
+        return False
     data = outgoing.read()
     with trio.move_on_after(ALERT_FLUSH_TIMEOUT):
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        try:
             await tls.transport_stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return False
+        return True
+    return False
 
 
 class _Handshake:
@@ -129,8 +136,11 @@ class _Handshake:
             detail = exc.__cause__ if exc.__cause__ is not None else exc
             conn_log.warning("%s: TLS handshake failed (%s): %s", conn.peer, reason, detail)
             security_log.warning("%s: TLS handshake refused (%s): %s", conn.peer, reason, detail)
-            if reason != "timeout":
-                await send_pending_alert(tls)
+            if reason not in ("timeout", "closed") and await send_pending_alert(tls):
+                # Closing a socket with unread bytes resets the connection, and a reset can
+                # destroy the alert before the client reads it (a TLS 1.3 client may already
+                # be sending requests): half-close, and drop what it still sends.
+                await linger(stream)
             await trio.aclose_forcefully(stream)
             return None
         if self.roles and not self._identify(tls, conn, server, session):
