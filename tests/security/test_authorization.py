@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import struct
@@ -267,15 +268,16 @@ async def test_invalid_role_served_as_null_when_asked(pki):
     assert seen == [None]
 
 
-async def test_session_resumption_keeps_the_role(pki, caplog):
+@pytest.mark.parametrize("version", [V12, V13], ids=["tls1.2", "tls1.3"])
+async def test_session_resumption_keeps_the_role(pki, caplog, version):
     caplog.set_level(logging.INFO, "trio_modbus.security")
     seen = []
 
     def authorizer(request):
-        seen.append(request.role)
+        seen.append((request.role, request.certificate))
         return True
 
-    ctx = client_context(pki, "operator", version=V12)
+    ctx = client_context(pki, "operator", version=version)
     async with mbaps(pki, authorizer) as server:
         async with connect(server.address, ctx) as c:
             await c.ask(1, read_hr(0))
@@ -284,8 +286,14 @@ async def test_session_resumption_keeps_the_role(pki, caplog):
         async with connect(server.address, ctx, session=session) as c:
             await c.ask(1, read_hr(0))
             assert c.stream.session_reused
-    assert seen == ["operator", "operator"]
-    assert any("(resumed)" in r.getMessage() for r in caplog.records)
+    der = pki.certs["operator"].public_bytes(Encoding.DER)
+    assert seen == [("operator", der), ("operator", der)]
+    starts = [r.getMessage() for r in caplog.records if "session started" in r.getMessage()]
+    fingerprint = hashlib.sha256(der).hexdigest()
+    assert len(starts) == 2
+    assert all("CN=client operator" in m and fingerprint in m for m in starts)
+    assert all("role 'operator'" in m for m in starts)
+    assert "(resumed)" in starts[1] and "(resumed)" not in starts[0]
 
 
 async def test_policy_swap_while_serving(pki):
