@@ -44,7 +44,7 @@ class ServerStatistics:
     idle_timeouts: int = 0
     frame_timeouts: int = 0
     handshake_failures: int = 0
-    handshake_failure_reasons: Mapping[str, int] = field(default_factory=dict, hash=False)
+    handshake_failure_reasons: Mapping[str, int] = field(kw_only=True, hash=False)
     invalid_roles: int = 0
     authorization_denials: int = 0
     authorizer_errors: int = 0
