@@ -37,3 +37,24 @@ def test_a_server_without_authorizer_imports_neither_security_nor_cryptography()
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_without_cryptography_the_error_names_the_extra(pki):
+    code = (
+        "import sys\n"
+        "sys.modules['cryptography'] = None  # as if it were not installed\n"
+        "from trio_modbus import serve_mbaps\n"
+        "from trio_modbus.datastore import ModbusServerContext, ModbusDeviceContext\n"
+        "try:\n"
+        "    serve_mbaps(ModbusServerContext(ModbusDeviceContext()), port=0,\n"
+        f"                certfile={pki.server_cert!r}, keyfile={pki.server_key!r},\n"
+        f"                cafile={pki.ca!r}, authorizer=lambda request: True)\n"
+        "except ImportError as exc:\n"
+        '    assert "trio_modbus[security]" in str(exc), exc\n'
+        "else:\n"
+        "    raise AssertionError('no ImportError')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
