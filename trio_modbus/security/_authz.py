@@ -300,7 +300,8 @@ class AuthorizationLayer(ServiceLayer):
     ``timeout`` denies the request (logged at ERROR on ``trio_modbus.security``).
 
     Denials are logged at WARNING on ``trio_modbus.security``, rate-limited per connection:
-    the first ``log_burst`` one by one, then one summary per ``log_interval`` seconds; the
+    the first ``log_burst`` one by one, then one summary per ``log_interval`` seconds (a
+    connection is known by its peer address; the state of the latest 4096 is kept); the
     counters count every one exactly.
 
     Args:
@@ -436,10 +437,6 @@ class AuthorizationLayer(ServiceLayer):
             )
             state.suppressed = 0
             state.next_summary = now + self.log_interval
-
-    def forget(self, peer: object) -> None:
-        """Drop the denial log state of a connection that has closed."""
-        self._logs.pop(peer, None)
 
 
 def _describe(request: AccessRequest) -> str:
