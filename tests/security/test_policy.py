@@ -6,6 +6,8 @@ import json
 import tomllib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trio_modbus import ConfigurationError
 from trio_modbus.security import Access, AccessRequest, Policy, Span, Table, load_policy
@@ -128,3 +130,18 @@ def test_no_built_in_roles():
     policy = Policy.from_mapping(tomllib.loads(POLICY))
     for role in ("admin ", "Admin", "root", "", "*", "deny", "guest "):
         assert not ask(policy, role, reads=[hr(0)])
+
+
+@given(
+    ranges=st.lists(
+        st.tuples(st.integers(0, 300), st.integers(0, 40)).map(lambda t: (t[0], t[0] + t[1])),
+        max_size=6,
+    ),
+    start=st.integers(0, 340),
+    count=st.integers(1, 60),
+)
+def test_a_span_is_covered_exactly_when_every_address_is_in_some_range(ranges, start, count):
+    from trio_modbus.security._policy import _covered
+
+    expected = all(any(lo <= a <= hi for lo, hi in ranges) for a in range(start, start + count))
+    assert _covered(hr(start, count), ranges) == expected
