@@ -51,6 +51,8 @@ def test_every_example_has_a_test() -> None:
         "test_sync_client",
         "test_plugin_fixtures",
         "simulator",
+        "make_certificates",
+        "mbaps_server",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
@@ -90,6 +92,40 @@ async def test_tls_example(nursery: trio.Nursery, tls_files: TlsFiles) -> None:
         await stream.send_all(READ_HR_0_3)
         assert await stream.receive_some(100) == REPLY_0_1_2
         await stream.aclose()
+
+
+async def test_mbaps_example_with_its_certificates_and_policy(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    load("make_certificates").make_pki(tmp_path)
+    server = await nursery.start(
+        load("mbaps_server").run,
+        str(tmp_path / "server.pem"),
+        str(tmp_path / "server.key"),
+        str(tmp_path / "ca.pem"),
+        str(EXAMPLES / "roles.toml"),
+        0,
+    )
+
+    async def ask(role: str, pdu: bytes) -> bytes:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        ctx.load_cert_chain(tmp_path / f"{role}.pem", tmp_path / f"{role}.key")
+        tcp = await trio.open_tcp_stream("127.0.0.1", server.address[1])
+        stream = trio.SSLStream(tcp, ctx, server_hostname="127.0.0.1")
+        try:
+            await stream.send_all(struct.pack(">HHHB", 9, 0, len(pdu) + 1, 1) + pdu)
+            return (await stream.receive_some(300))[7:]
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    with trio.fail_after(10):
+        read_0_3 = bytes.fromhex("0300000003")
+        write_setpoint = bytes.fromhex("06000A0007")
+        assert await ask("operator", read_0_3) == bytes.fromhex("0306000000010002")
+        assert await ask("operator", write_setpoint) == write_setpoint
+        assert await ask("viewer", read_0_3) == bytes.fromhex("0306000000010002")
+        assert await ask("viewer", write_setpoint) == bytes.fromhex("8601")
+        assert await ask("norole", read_0_3) == bytes.fromhex("8301")
 
 
 async def test_serial_example(nursery: trio.Nursery, socat_pair: SocatPair) -> None:

@@ -13,7 +13,7 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -117,6 +117,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--require-client-cert", action="store_true", help="TLS: refuse clients without one"
     )
+    serve.add_argument(
+        "--authz",
+        metavar="FILE",
+        help=(
+            "TLS: authorize every request by the role of the client's certificate with this "
+            "policy (TOML or JSON; needs --cafile); reloaded on SIGHUP"
+        ),
+    )
+    serve.add_argument("--crlfile", help="TLS: certificate revocation lists (PEM)")
     serve.add_argument(
         "--units",
         default="",
@@ -226,6 +235,8 @@ def _jsonable(address: Any) -> Any:
 def _server(args: argparse.Namespace) -> Any:
     from trio_modbus.server import serve_serial, serve_tcp, serve_tls, serve_udp
 
+    if args.authz and args.transport != "tls":
+        raise SystemExit("trio-modbus: --authz needs --transport tls")
     units = [int(u) for u in args.units.split(",") if u.strip()]
     identity = _default_identity()
     context: ModbusServerContext | None = None
@@ -243,6 +254,12 @@ def _server(args: argparse.Namespace) -> Any:
         return serve_udp(context, host=args.host, port=port, **served)
     if args.transport == "tls":
         served.pop("framer", None)
+        if args.authz:
+            if not args.cafile:
+                raise SystemExit("trio-modbus: --authz needs --cafile (client certificates)")
+            from trio_modbus.security import load_policy
+
+            served["authorizer"] = load_policy(args.authz)
         return serve_tls(
             context,
             host=args.host,
@@ -250,9 +267,11 @@ def _server(args: argparse.Namespace) -> Any:
             certfile=args.certfile,
             keyfile=args.keyfile,
             cafile=args.cafile,
-            require_client_cert=args.require_client_cert,
+            require_client_cert=args.require_client_cert or bool(args.authz),
+            crlfile=args.crlfile,
             **served,
         )
+
     if not args.device:
         raise SystemExit("trio-modbus: --device is required with --transport serial")
     served.setdefault("framer", args.framer or "rtu")
@@ -286,7 +305,30 @@ def _fake_device_options(
     return device.server_options(args.transport, framer)
 
 
-async def _serve_until_signalled(server: Any, grace: float) -> None:
+def _policy_reloader(server: Any, path: str) -> Callable[[], None]:
+    """What SIGHUP does with ``--authz``: load the policy file again and swap it in.
+
+    A file that does not load (a syntax error, a bad value) is logged at ERROR and the policy
+    in force stays.
+    """
+
+    def reload() -> None:
+        from trio_modbus.security import load_policy
+
+        try:
+            policy = load_policy(path)
+        except ValueError as exc:
+            log.error("SIGHUP: the policy was not reloaded, the old one stays: %s", exc)
+            return
+        server.set_authorizer(policy)
+        log.info("SIGHUP: policy reloaded from %s", path)
+
+    return reload
+
+
+async def _serve_until_signalled(
+    server: Any, grace: float, reload: Callable[[], None] | None = None
+) -> None:
     """Run ``server`` until SIGTERM or SIGINT, then shut it down gracefully.
 
     The signal receiver is installed before the server starts, so that a signal sent as soon
@@ -298,14 +340,24 @@ async def _serve_until_signalled(server: Any, grace: float) -> None:
     Args:
         server: A trio_modbus server, not yet started.
         grace: Seconds the shutdown lets in-flight requests be answered.
+        reload: Called on each SIGHUP (``--authz``: reload the policy); None: SIGHUP is not
+            caught.
     """
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    caught = [signal.SIGTERM, signal.SIGINT]
+    if reload is not None:
+        caught.append(signal.SIGHUP)
+    with trio.open_signal_receiver(*caught) as signals:
         async with server:
-            first = await anext(signals)
+            async for first in signals:
+                if first != signal.SIGHUP or reload is None:
+                    break
+                reload()
             log.info("received %s; stopping (grace %gs)", _signal_name(first), grace)
 
             async def stop_at_once_on_another_signal() -> None:
-                again = await anext(signals)
+                async for again in signals:
+                    if again != signal.SIGHUP:
+                        break
                 log.info("received %s again; stopping at once", _signal_name(again))
                 server.close()
 
@@ -348,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     try:
-        trio.run(_serve_until_signalled, server, args.grace)
+        reload = _policy_reloader(server, args.authz) if args.authz else None
+        trio.run(_serve_until_signalled, server, args.grace, reload)
     except KeyboardInterrupt:
         # Ctrl-C outside the signal receiver's lifetime (start-up, the last moments of exit).
         log.info("interrupted, stopped")

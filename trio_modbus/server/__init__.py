@@ -36,6 +36,8 @@ from ._options import DEFAULT_HOST as DEFAULT_HOST
 from ._options import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
 from ._options import Datagram as Datagram
 from ._options import DatagramWrapper as DatagramWrapper
+from ._options import InvalidRole as InvalidRole
+from ._options import MbapsOptions as MbapsOptions
 from ._options import SerialOptions as SerialOptions
 from ._options import ServerOptions as ServerOptions
 from ._options import SessionHook as SessionHook
@@ -53,6 +55,7 @@ from ._tcp import TcpServer as TcpServer
 from ._tcp import serve_tcp as serve_tcp
 from ._tls import TlsServer as TlsServer
 from ._tls import make_server_ssl_context as make_server_ssl_context
+from ._tls import serve_mbaps as serve_mbaps
 from ._tls import serve_tls as serve_tls
 from ._udp import UdpServer as UdpServer
 from ._udp import serve_udp as serve_udp
@@ -64,6 +67,8 @@ __all__ = [
     "BaseServer",
     "Datagram",
     "DatagramWrapper",
+    "InvalidRole",
+    "MbapsOptions",
     "ModbusBaseRequestHandler",
     "ModbusBaseServer",
     "ModbusConnectedRequestHandler",
@@ -100,6 +105,7 @@ __all__ = [
     "UdpServer",
     "make_server_ssl_context",
     "running_servers",
+    "serve_mbaps",
     "serve_serial",
     "serve_tcp",
     "serve_tls",

@@ -25,6 +25,8 @@ from trio_modbus.pdu.pdu import ModbusPDU
 from trio_modbus.service import Service
 
 if TYPE_CHECKING:
+    from trio_modbus.security import Authorizer
+
     from ._pipeline import Session
 
 __all__ = [
@@ -44,7 +46,9 @@ __all__ = [
     "DEFAULT_UDP_PORT",
     "Datagram",
     "DatagramWrapper",
+    "InvalidRole",
     "LimitPolicy",
+    "MbapsOptions",
     "SerialOptions",
     "ServerOptions",
     "SessionHook",
@@ -118,6 +122,9 @@ drops, delays, duplicates or corrupts the replies.
 """
 LimitPolicy = Literal["evict-oldest-idle", "reject"]
 """What a TCP/TLS server at ``max_connections`` does with a new client."""
+InvalidRole = Literal["close", "null"]
+"""What a TLS server with an authorizer does with a certificate whose role is invalid:
+close the connection, or serve it with the NULL role."""
 
 
 class ServerOptions(TypedDict, total=False):
@@ -157,16 +164,25 @@ class TcpOptions(StreamOptions, total=False):
     reuse_port: bool
 
 
-class TlsOptions(TcpOptions, total=False):
+class MbapsOptions(TcpOptions, total=False):
+    """The options of :func:`~trio_modbus.server.serve_mbaps` besides its required ones."""
+
+    password: str | None
+    crlfile: str | None
+    handshake_timeout: float
+    authorizer_timeout: float
+    invalid_role: InvalidRole
+
+
+class TlsOptions(MbapsOptions, total=False):
     """The options of :func:`~trio_modbus.server.serve_tls`: TCP's and the TLS ones."""
 
     ssl_context: ssl.SSLContext | None
     certfile: str | None
     keyfile: str | None
-    password: str | None
     cafile: str | None
     require_client_cert: bool
-    handshake_timeout: float
+    authorizer: Authorizer | None
 
 
 class UdpOptions(ServerOptions, total=False):

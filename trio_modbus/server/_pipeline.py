@@ -49,9 +49,22 @@ class Session:
         serial_line: True on a serial line (a bus shared with other stations).
         frame: The frame being answered (unit id, PDU, transaction id), else None.
         open: False once :meth:`close` was called.
+        role: The client certificate's Modbus role (a TLS server with an authorizer), else
+            None; every ``RequestContext`` of the session carries it.
+        certificate: The client's leaf certificate (DER bytes), when the server checked one.
     """
 
-    __slots__ = ("channel", "contexts", "frame", "open", "peer", "serial_line", "transport")
+    __slots__ = (
+        "certificate",
+        "channel",
+        "contexts",
+        "frame",
+        "open",
+        "peer",
+        "role",
+        "serial_line",
+        "transport",
+    )
 
     def __init__(
         self, transport: str, peer: object, channel: object = None, *, serial_line: bool = False
@@ -63,6 +76,8 @@ class Session:
         self.serial_line = serial_line
         self.frame: Frame | None = None
         self.open = True
+        self.role: str | None = None
+        self.certificate: bytes | None = None
         self.contexts: dict[int, RequestContext] = {}  # the request context of each unit id
 
     def close(self) -> None:
@@ -175,9 +190,22 @@ class Pipeline:
         if unit == 0 and (serial or self.broadcast):
             if not self.broadcast:
                 return None  # a serial broadcast we do not take part in: never answered
-            ctx = RequestContext(0, broadcast=True, peer=session.peer, serial_line=serial)
+            ctx = RequestContext(
+                0,
+                broadcast=True,
+                peer=session.peer,
+                role=session.role,
+                serial_line=serial,
+                certificate=session.certificate,
+            )
         else:
-            ctx = RequestContext(unit, peer=session.peer, serial_line=serial)
+            ctx = RequestContext(
+                unit,
+                peer=session.peer,
+                role=session.role,
+                serial_line=serial,
+                certificate=session.certificate,
+            )
         session.contexts[unit] = ctx
         return ctx
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 __all__ = ["Counters", "ServerStatistics"]
 
@@ -20,6 +21,14 @@ class ServerStatistics:
         frame_timeouts: Connections closed because a frame they started did not complete
             within ``frame_timeout`` (a client trickling bytes).
         handshake_failures: TLS handshakes that failed or timed out.
+        handshake_failure_reasons: ``handshake_failures`` by reason: ``"no-certificate"``,
+            ``"unknown-ca"``, ``"expired"``, ``"not-yet-valid"``, ``"bad-certificate"``,
+            ``"protocol-version"``, ``"timeout"``, ``"closed"`` (the client left) or
+            ``"other"``.
+        invalid_roles: TLS clients whose certificate's role extension was invalid
+            (duplicated, not a UTF8String, bad DER).
+        authorization_denials: Requests the authorizer denied (answered with 01).
+        authorizer_errors: Requests denied because the authorizer raised or took too long.
         protocol_errors: Connections closed because the stream was not Modbus.
         requests: Frames received and handed to the service.
         responses: Replies whose bytes reached the transport (a reply lost with its
@@ -35,6 +44,10 @@ class ServerStatistics:
     idle_timeouts: int = 0
     frame_timeouts: int = 0
     handshake_failures: int = 0
+    handshake_failure_reasons: Mapping[str, int] = field(kw_only=True, hash=False)
+    invalid_roles: int = 0
+    authorization_denials: int = 0
+    authorizer_errors: int = 0
     protocol_errors: int = 0
     requests: int = 0
     responses: int = 0
@@ -46,14 +59,18 @@ class Counters:
     """The live, mutable counters behind :class:`ServerStatistics`."""
 
     __slots__ = (
+        "authorization_denials",
+        "authorizer_errors",
         "connections_accepted",
         "connections_active",
         "connections_evicted",
         "connections_rejected",
         "datagrams_dropped",
         "frame_timeouts",
+        "handshake_failure_reasons",
         "handshake_failures",
         "idle_timeouts",
+        "invalid_roles",
         "protocol_errors",
         "requests",
         "responses",
@@ -61,6 +78,10 @@ class Counters:
     )
 
     def __init__(self) -> None:
+        self.authorization_denials = 0
+        self.authorizer_errors = 0
+        self.handshake_failure_reasons: dict[str, int] = {}
+        self.invalid_roles = 0
         self.connections_accepted = 0
         self.connections_active = 0
         self.connections_evicted = 0
@@ -76,4 +97,6 @@ class Counters:
 
     def snapshot(self) -> ServerStatistics:
         """The counters now, as a frozen value."""
-        return ServerStatistics(**{name: getattr(self, name) for name in self.__slots__})
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values["handshake_failure_reasons"] = dict(self.handshake_failure_reasons)  # a copy
+        return ServerStatistics(**values)

@@ -50,8 +50,12 @@ _TRANSIENT_ACCEPT_ERRORS = {
     errno.ENFILE,
 }
 
-Handshake = Callable[[trio.abc.Stream, Connection, BaseServer], Awaitable[trio.abc.Stream | None]]
-"""Secures a new connection's stream; None: it failed (counted and logged by the handshake)."""
+Handshake = Callable[
+    [trio.abc.Stream, Connection, BaseServer, Session], Awaitable[trio.abc.Stream | None]
+]
+"""Secures a new connection's stream; None: it failed (counted and logged by the handshake).
+
+It may describe the client in the session (its certificate's role)."""
 
 
 class TcpTransport:
@@ -205,9 +209,10 @@ class TcpTransport:
         self, server: BaseServer, sock: stdlib_socket.socket, conn: Connection
     ) -> None:
         stream: trio.abc.Stream = SocketStream(sock)
+        session = Session(self.name, conn.peer, stream)
         if self.handshake is not None:
             try:
-                secured = await self.handshake(stream, conn, server)
+                secured = await self.handshake(stream, conn, server, session)
             except BaseException:  # cancelled during the handshake
                 server.connections.forget(conn)
                 await trio.aclose_forcefully(stream)
@@ -215,8 +220,8 @@ class TcpTransport:
             if secured is None:
                 server.connections.forget(conn)
                 return
-            stream = secured
-        await run_stream(server, stream, conn, Session(self.name, conn.peer, stream))
+            stream = session.channel = secured
+        await run_stream(server, stream, conn, session)
 
 
 @final

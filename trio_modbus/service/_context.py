@@ -25,7 +25,10 @@ class RequestContext:
         broadcast: True for a serial-line broadcast (unit 0 with broadcast enabled): execute,
             never reply.
         peer: The client's address, when the transport has one.
-        role: The client certificate's Modbus role (Modbus/TCP Security), if any.
+        role: The client certificate's Modbus role (Modbus/TCP Security), exactly as
+            written; None without one (no certificate, or the NULL role).
+        certificate: The client's leaf certificate as DER bytes (Modbus/TCP Security), when
+            the server checked one; ``cryptography.x509.load_der_x509_certificate`` reads it.
         serial_line: True when the request came over a serial line, a bus shared with other
             stations: a unit the server does not hold belongs to one of them and is never
             answered, and force listen-only (08/04) applies as the specification says.
@@ -36,6 +39,7 @@ class RequestContext:
     peer: object = None
     role: str | None = None
     serial_line: bool = False
+    certificate: bytes | None = None
 
 
 class Service(Protocol):

@@ -112,6 +112,11 @@ class ModbusTlsServer(ModbusTcpServer):
         reqclicert: Require a client certificate (pymodbus ≤ 3.6's option); the CAs come
             from ``sslctx`` or from ``cafile``.
         cafile: CAs that sign client certificates.
+        authorizer: Authorize every request by the role of the client's certificate (see
+            :func:`~trio_modbus.server.serve_mbaps`); client certificates are then required.
+        authorizer_timeout: Seconds an async authorizer may take.
+        invalid_role: ``"close"`` or ``"null"`` (see :func:`~trio_modbus.server.serve_tls`).
+        crlfile: Certificate revocation lists (PEM) checked for client certificates.
         handler: Request handler class.
         allow_reuse_address: Set SO_REUSEADDR.
         allow_reuse_port: Set SO_REUSEPORT.
@@ -120,7 +125,15 @@ class ModbusTlsServer(ModbusTcpServer):
         **kwargs: The options of :class:`ModbusBaseServer`.
     """
 
-    _transport_options = TCP_OPTIONS | {"password", "reqclicert", "cafile"}
+    _transport_options = TCP_OPTIONS | {
+        "password",
+        "reqclicert",
+        "cafile",
+        "authorizer",
+        "authorizer_timeout",
+        "invalid_role",
+        "crlfile",
+    }
     _default_framer = FramerType.TLS
     _default_port = DEFAULT_TLS_PORT
 
@@ -144,6 +157,11 @@ class ModbusTlsServer(ModbusTcpServer):
         password = kwargs.pop("password", None)
         reqclicert = bool(kwargs.pop("reqclicert", False))
         cafile = kwargs.pop("cafile", None)
+        crlfile = kwargs.pop("crlfile", None)
+        self.authorizer = kwargs.pop("authorizer", None)
+        self._security: dict[str, Any] = {
+            key: kwargs.pop(key) for key in ("authorizer_timeout", "invalid_role") if key in kwargs
+        }
         super().__init__(
             context,
             framer,
@@ -162,14 +180,33 @@ class ModbusTlsServer(ModbusTcpServer):
                 keyfile=keyfile,
                 password=password,
                 cafile=cafile,
-                require_client_cert=reqclicert,
+                require_client_cert=reqclicert or self.authorizer is not None,
+                crlfile=crlfile,
             )
         elif reqclicert:
             sslctx.verify_mode = ssl.CERT_REQUIRED
         self.sslctx = sslctx
 
+    def set_authorizer(self, authorizer: Any) -> None:
+        """Authorize with ``authorizer`` from now on (atomically, also while serving).
+
+        Raises:
+            RuntimeError: The server was built without ``authorizer=``.
+        """
+        if self.authorizer is None:
+            raise RuntimeError("this server was built without authorizer=")
+        self.authorizer = authorizer
+        native = self._native
+        if isinstance(native, TlsServer):
+            native.set_authorizer(authorizer)
+
     def _build(self) -> BaseServer:
-        return TlsServer(ssl_context=self.sslctx, **self._listener_options())
+        return TlsServer(
+            ssl_context=self.sslctx,
+            authorizer=self.authorizer,
+            **self._security,
+            **self._listener_options(),
+        )
 
 
 class ModbusUdpServer(_AddressedServer):
