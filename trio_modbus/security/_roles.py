@@ -121,33 +121,21 @@ def extract_role(cert: x509.Certificate | bytes) -> str | None:
 def parse_utf8_string(der: bytes) -> str:
     """The text of one DER-encoded ASN.1 UTF8String, and nothing after it.
 
+    The tag is looked at first (to tell another string type from broken bytes); the value
+    is decoded by ``cryptography``'s strict DER reader (shortest length form, no trailing
+    bytes, valid UTF-8).
+
     Raises:
         RoleError: Another type (``"wrong-type"``), or not valid DER or UTF-8 (``"bad-der"``).
     """
+    from cryptography.hazmat import asn1
+
     if not der:
         raise RoleError("bad-der", "the role extension is empty")
     if der[0] != _UTF8_STRING:
         raise RoleError("wrong-type", f"the role is not a UTF8String (ASN.1 tag 0x{der[0]:02X})")
-    if len(der) < 2:
-        raise RoleError("bad-der", "the role's length is missing")
-    first = der[1]
-    if first < 0x80:
-        length, start = first, 2
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or len(der) < 2 + count:
-            raise RoleError("bad-der", "the role's length is not a valid DER length")
-        length = int.from_bytes(der[2 : 2 + count], "big")
-        start = 2 + count
-        # DER: the shortest form, no leading zero byte, long form only from 128 on.
-        if length < 0x80 or der[2] == 0:
-            raise RoleError("bad-der", "the role's length is not in its shortest form")
-    if len(der) != start + length:
-        raise RoleError(
-            "bad-der",
-            f"the role's length says {length} bytes, the extension holds {len(der) - start}",
-        )
     try:
-        return der[start:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RoleError("bad-der", f"the role is not valid UTF-8: {exc}") from exc
+        text: str = asn1.decode_der(str, der)
+    except ValueError as exc:
+        raise RoleError("bad-der", f"the role is not a valid DER UTF8String: {exc}") from exc
+    return text
