@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 
-from trio_modbus._errors import ConfigurationError
+from trio_modbus._ssl import server_ssl_context
 
 __all__ = ["mbaps_ssl_context"]
 
@@ -39,30 +39,11 @@ def mbaps_ssl_context(
     Raises:
         ConfigurationError: A file is missing, unreadable or not what it should be (named).
     """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    try:
-        ctx.load_cert_chain(certfile, keyfile, password)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(
-            f"certfile={os.fspath(certfile)!r} / keyfile="
-            f"{None if keyfile is None else os.fspath(keyfile)!r}: cannot load the "
-            f"certificate and its key ({exc})"
-        ) from exc
-    try:
-        ctx.load_verify_locations(cafile)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(
-            f"cafile={os.fspath(cafile)!r}: cannot load the CAs ({exc})"
-        ) from exc
-    if crlfile is not None:
-        try:
-            ctx.load_verify_locations(crlfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(
-                f"crlfile={os.fspath(crlfile)!r}: cannot load the CRLs ({exc})"
-            ) from exc
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    return ctx
+    return server_ssl_context(
+        certfile,
+        keyfile,
+        password=password,
+        cafile=cafile,
+        require_client_cert=True,
+        crlfile=crlfile,
+    )

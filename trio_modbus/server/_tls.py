@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Unpack, final
 import trio
 
 from trio_modbus._errors import ConfigurationError
+from trio_modbus._ssl import server_ssl_context
 from trio_modbus.datastore import ModbusServerContext
 
 from ._client import linger
@@ -305,30 +306,14 @@ def make_server_ssl_context(
     """
     if certfile is None:
         raise ConfigurationError("a TLS server needs ssl_context= or certfile= (and keyfile=)")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(certfile, keyfile, password)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(
-            f"certfile={certfile!r} / keyfile={keyfile!r}: cannot load the certificate and "
-            f"its key ({exc})"
-        ) from exc
-    if cafile is not None:
-        try:
-            ctx.load_verify_locations(cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"cafile={cafile!r}: cannot load the CAs ({exc})") from exc
-    if require_client_cert:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.options |= ssl.OP_NO_RENEGOTIATION
-    if crlfile is not None:
-        try:
-            ctx.load_verify_locations(crlfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"crlfile={crlfile!r}: cannot load the CRLs ({exc})") from exc
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    return ctx
+    return server_ssl_context(
+        certfile,
+        keyfile,
+        password=password,
+        cafile=cafile,
+        require_client_cert=require_client_cert,
+        crlfile=crlfile,
+    )
 
 
 def serve_tls(
