@@ -145,6 +145,39 @@ def make_leaf(
     return builder.sign(issuer.key, hashes.SHA256()), key
 
 
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(size)]) + size
+
+
+def _der_element(der: bytes, pos: int) -> tuple[int, int]:
+    """(start of the content, end) of the DER element at ``pos``."""
+    length, head = der[pos + 1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, head = int.from_bytes(der[pos + 2 : pos + 2 + count], "big"), 2 + count
+    return pos + head, pos + head + length
+
+
+def resigned(issuer: Issuer, cert: x509.Certificate, old: bytes, new: bytes) -> x509.Certificate:
+    """``cert`` with the bytes ``old`` of its signed part replaced by ``new`` (the same
+    length), signed again by ``issuer``: a certificate OpenSSL takes and the builder would
+    not make (a subject in a string type ``cryptography`` refuses to read, say)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    tbs_start, _ = _der_element(der, 0)
+    _, tbs_end = _der_element(der, tbs_start)
+    _, algorithm_end = _der_element(der, tbs_end)
+    tbs = der[tbs_start:tbs_end]
+    assert old in tbs and len(old) == len(new)
+    tbs = tbs.replace(old, new, 1)
+    signature = issuer.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    bits = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = tbs + der[tbs_end:algorithm_end] + bits
+    return x509.load_der_x509_certificate(b"\x30" + _der_length(len(body)) + body)
+
+
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 

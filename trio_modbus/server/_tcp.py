@@ -213,6 +213,11 @@ class TcpTransport:
         if self.handshake is not None:
             try:
                 secured = await self.handshake(stream, conn, server, session)
+            except Exception:  # a defect of the handshake: this client only, not the server
+                log.exception("%s: the TLS handshake failed unexpectedly; closing", conn.peer)
+                server.connections.forget(conn)
+                await trio.aclose_forcefully(stream)
+                return
             except BaseException:  # cancelled during the handshake
                 server.connections.forget(conn)
                 await trio.aclose_forcefully(stream)

@@ -168,13 +168,16 @@ class _Handshake:
         subject = "?"
         try:
             cert = load_certificate(der)
-            subject = cert.subject.rfc4514_string()
+            try:
+                subject = cert.subject.rfc4514_string()
+            except ValueError:  # stricter than OpenSSL's parser; the subject only names it
+                subject = "(unparsable subject)"
             session.role = extract_role(cert)
         except RoleError as exc:
             server.counters.invalid_roles += 1
             action = "closed" if self.invalid_role == "close" else "served with the NULL role"
             security_log.warning(
-                "%s: invalid role in the certificate of %s (SHA-256 %s): %s (%s); %s",
+                "%s: invalid role in the certificate of %r (SHA-256 %s): %s (%s); %s",
                 conn.peer,
                 subject,
                 fingerprint,
@@ -186,7 +189,7 @@ class _Handshake:
                 return False
             session.role = None
         security_log.info(
-            "%s: session started: %s, SHA-256 %s, role %s, %s%s",
+            "%s: session started: %r, SHA-256 %s, role %s, %s%s",
             conn.peer,
             subject,
             fingerprint,
@@ -195,6 +198,36 @@ class _Handshake:
             " (resumed)" if tls.session_reused else "",
         )
         return True
+
+
+# What make_server_ssl_context builds from; a ready ssl_context= replaces them all.
+_CONTEXT_OPTIONS = (
+    "certfile",
+    "keyfile",
+    "password",
+    "cafile",
+    "crlfile",
+    "require_client_cert",
+)
+
+
+def check_security_context(ctx: ssl.SSLContext) -> None:
+    """Refuse a context that cannot carry Modbus/TCP Security (client certificates, TLS 1.2+).
+
+    Raises:
+        ConfigurationError: Client certificates are not required, or TLS below 1.2 is
+            allowed.
+    """
+    if ctx.verify_mode != ssl.CERT_REQUIRED:
+        raise ConfigurationError(
+            "authorizer= needs client certificates: give require_client_cert=True and "
+            "cafile= (or an ssl_context whose verify_mode is ssl.CERT_REQUIRED)"
+        )
+    if ctx.minimum_version < ssl.TLSVersion.TLSv1_2:  # MINIMUM_SUPPORTED (-2) too
+        raise ConfigurationError(
+            "authorizer= needs TLS 1.2 or newer: set the ssl_context's minimum_version to "
+            f"ssl.TLSVersion.TLSv1_2 (it is {ctx.minimum_version.name})"
+        )
 
 
 @final
@@ -210,7 +243,15 @@ class TlsServer(BaseServer):
         """Check the options and build the TLS context; nothing is bound before ``serve``."""
         check_names(options, TlsOptions, "serve_tls")
         authorizer = options.get("authorizer")
-        self.ssl_context = options.get("ssl_context") or make_server_ssl_context(
+        given = options.get("ssl_context")
+        if given is not None:
+            files = [name for name in _CONTEXT_OPTIONS if options.get(name) is not None]
+            if files:
+                raise ConfigurationError(
+                    f"ssl_context= is a ready context: {', '.join(files)} would be ignored;"
+                    " put them in the context, or leave ssl_context out"
+                )
+        self.ssl_context = given or make_server_ssl_context(
             certfile=options.get("certfile"),
             keyfile=options.get("keyfile"),
             password=options.get("password"),
@@ -225,11 +266,8 @@ class TlsServer(BaseServer):
             raise ConfigurationError(
                 f"invalid_role must be 'close' or 'null', not {invalid_role!r}"
             )
-        if authorizer is not None and self.ssl_context.verify_mode != ssl.CERT_REQUIRED:
-            raise ConfigurationError(
-                "authorizer= needs client certificates: give require_client_cert=True and "
-                "cafile= (or an ssl_context whose verify_mode is ssl.CERT_REQUIRED)"
-            )
+        if authorizer is not None:
+            check_security_context(self.ssl_context)
         handshake = _Handshake(
             self.ssl_context,
             timeout,
