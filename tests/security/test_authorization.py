@@ -237,8 +237,11 @@ async def test_pipelined_allowed_denied_allowed(pki):
 async def test_broadcast_denied_gets_no_reply(pki):
     async with mbaps(pki, policy(), broadcast=True) as server:
         async with connect(server.address, client_context(pki, "viewer")) as c:
-            await c.send(1, 0, write_hr(0))  # a broadcast write: denied, never answered
-            assert outcome(read_hr(0), await c.ask(1, read_hr(0), tid=2)) == OK
+            before = await c.ask(1, read_hr(0), tid=1)
+            await c.send(2, 0, write_hr(0, 0x4242))  # a broadcast write: denied, unanswered
+            after = await c.ask(1, read_hr(0), tid=3)  # the next reply is the read's
+            assert outcome(read_hr(0), after) == OK
+            assert after == before  # and the write was not executed
         assert server.statistics.authorization_denials == 1
 
 

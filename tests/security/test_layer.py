@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+import pytest
 import trio
 
+from trio_modbus import ConfigurationError
 from trio_modbus.datastore import DiagnosticState
-from trio_modbus.pdu import ExceptionResponse, decode_request
+from trio_modbus.pdu import ExceptionResponse, decode_request, encode_response
 from trio_modbus.security import (
     Access,
     AccessRequest,
@@ -112,9 +114,33 @@ def test_describe_request_derives_spans_from_the_request():
     assert isinstance(rw, AccessRequest) and rw.role == "op" and rw.unit == 1
 
 
-async def test_undecodable_passes_through_unauthorized():
+async def test_undecodable_is_answered_by_the_layer_never_by_inner():
+    """Not authorized (it cannot be described), and never passed on: inner's unit check
+    would tell a client allowed nothing which units exist."""
     inner = Inner()
     calls = []
     layer = AuthorizationLayer(inner, lambda r: calls.append(r) or False)
-    await layer(decode_request(bytes.fromhex("0300000000")), CTX)  # quantity 0: 03
-    assert inner.calls == 1 and calls == []
+    answer = await layer(decode_request(bytes.fromhex("0300000000")), CTX)  # quantity 0
+    assert encode_response(answer) == bytes.fromhex("8303")
+    answer = await layer(decode_request(bytes.fromhex("41")), CTX)  # an unknown function
+    assert encode_response(answer) == bytes.fromhex("C101")
+    broadcast = RequestContext(0, broadcast=True, role="op")
+    assert await layer(decode_request(bytes.fromhex("41")), broadcast) is None
+    assert inner.calls == 0 and calls == []
+
+
+async def test_nothing_is_answered_in_listen_only_mode():
+    """The spec: in listen-only mode the server answers nothing, denials included."""
+    inner = Inner()
+    inner.diagnostics = DiagnosticState()  # this server's own
+    inner.diagnostics.enter_listen_only()
+    layer = AuthorizationLayer(inner, lambda r: False)
+    assert await layer(READ, CTX) is None
+    assert await layer(decode_request(bytes.fromhex("41")), CTX) is None
+    assert layer.counters.authorization_denials == 1 and inner.calls == 0
+
+
+def test_a_timeout_must_be_a_finite_positive_number():
+    for bad in (0, -1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ConfigurationError, match="authorizer_timeout"):
+            AuthorizationLayer(Inner(), lambda r: True, timeout=bad)

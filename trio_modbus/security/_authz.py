@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
@@ -291,13 +292,15 @@ class _DenialLog:
 class AuthorizationLayer(ServiceLayer):
     """The authorization layer: asks the authorizer about each request before ``inner`` runs.
 
-    An ``Undecodable`` request is not authorized: it goes to ``inner``, which answers it with
-    its own exception (01 for an unknown function, 03 for a bad structure), as without
-    authorization. Every decoded request is described as an :class:`AccessRequest` and
-    given to the authorizer; a denied request is answered with 01 ILLEGAL FUNCTION (no reply
-    for a broadcast) and never reaches ``inner``: no unit routing, no address check, no side
-    effect. An authorizer that raises, returns an awaitable that raises, or takes longer than
-    ``timeout`` denies the request (logged at ERROR on ``trio_modbus.security``).
+    An ``Undecodable`` request cannot be described, so it is not authorized either: the layer
+    answers it with its own exception (01 for an unknown function, 03 for a bad structure)
+    and it never reaches ``inner`` (whose unit check would tell a client allowed nothing
+    which units exist). Every decoded request is described as an :class:`AccessRequest` and
+    given to the authorizer; a denied request is answered with 01 ILLEGAL FUNCTION and never
+    reaches ``inner``: no unit routing, no address check, no side effect. A broadcast, or any
+    request while the inner service is in listen-only mode, gets no reply. An authorizer
+    that raises, returns an awaitable that raises, or takes longer than ``timeout`` denies
+    the request (logged at ERROR on ``trio_modbus.security``).
 
     Denials are logged at WARNING on ``trio_modbus.security``, rate-limited per connection:
     the first ``log_burst`` one by one, then one summary per ``log_interval`` seconds (a
@@ -329,7 +332,12 @@ class AuthorizationLayer(ServiceLayer):
     ) -> None:
         super().__init__(inner)
         check_authorizer(authorizer)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
             raise ConfigurationError(
                 f"authorizer_timeout must be a positive number of seconds, not {timeout!r}"
             )
@@ -373,17 +381,18 @@ class AuthorizationLayer(ServiceLayer):
         Cancellation:
             Cancelling it while an async authorizer runs cancels the authorizer too.
         """
+        silent = ctx.broadcast or (self.diagnostics is not None and self.diagnostics.listen_only)
         if type(request) is Undecodable:
-            return await self.inner(request, ctx)
+            # Never reaches inner: its unit check would tell a client allowed nothing which
+            # units exist, and its counters and event log would be the client's to change.
+            return None if silent else request.response()
         described = describe_request(request, ctx)
         assert described is not None
         if await self._allowed(described):
             return await self.inner(request, ctx)
         self.counters.authorization_denials += 1
         self._log_denial(described)
-        if ctx.broadcast:
-            return None
-        return ExceptionResponse(request.function_code, _ILLEGAL_FUNCTION)
+        return None if silent else ExceptionResponse(request.function_code, _ILLEGAL_FUNCTION)
 
     async def _allowed(self, request: AccessRequest) -> bool:
         authorizer = self._authorizer  # the one this request started with
