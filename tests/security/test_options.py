@@ -87,3 +87,27 @@ def test_set_authorizer_without_an_authorization_layer(pki):
 def test_default_port_is_802(pki):
     server = serve_mbaps(make_context(), authorizer=allow_authenticated, **_files(pki))
     assert server.address[1] == 802
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_a_ready_context_with_an_authorizer_must_refuse_tls_below_1_2(pki):
+    ctx = mbaps_ssl_context(pki.server_cert, pki.server_key, pki.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(ConfigurationError, match=r"TLS 1\.2 or newer.*TLSv1_1"):
+        serve_tls(make_context(), ssl_context=ctx, authorizer=allow_authenticated)
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with pytest.raises(ConfigurationError, match=r"TLS 1\.2 or newer"):
+        serve_tls(make_context(), ssl_context=ctx, authorizer=allow_authenticated)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    serve_tls(make_context(), ssl_context=ctx, authorizer=allow_authenticated)
+
+
+@pytest.mark.parametrize(
+    "option", ["certfile", "keyfile", "password", "cafile", "crlfile", "require_client_cert"]
+)
+def test_a_ready_context_refuses_the_options_it_would_ignore(pki, option):
+    """A CRL (or a CA) given beside a ready context would silently not be checked."""
+    ctx = mbaps_ssl_context(pki.server_cert, pki.server_key, pki.ca)
+    value = {"password": "x", "require_client_cert": True}.get(option, pki.crl)
+    with pytest.raises(ConfigurationError, match=f"ssl_context= is a ready context: {option}"):
+        serve_tls(make_context(), ssl_context=ctx, **{option: value})

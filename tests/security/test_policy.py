@@ -145,3 +145,16 @@ def test_a_span_is_covered_exactly_when_every_address_is_in_some_range(ranges, s
 
     expected = all(any(lo <= a <= hi for lo, hi in ranges) for a in range(start, start + count))
     assert _covered(hr(start, count), ranges) == expected
+
+
+def test_a_json_role_given_twice_is_refused_as_toml_refuses_it(tmp_path):
+    text = (
+        '{"roles": {"op": {"allow": [{"units": [1], "access": ["identify"]}]},'
+        ' "op": {"allow": [{"units": [2], "access": ["identify"]}]}}}'
+    )
+    path = policy_file(tmp_path, text, "roles.json")
+    with pytest.raises(ConfigurationError, match=r"roles\.json: not valid JSON: the key 'op'"):
+        load_policy(path)
+    toml_path = policy_file(tmp_path, "[roles.op]\n[roles.op]\n")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        load_policy(toml_path)

@@ -158,11 +158,24 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     except OSError as exc:
         raise ConfigurationError(f"{name}: cannot read the policy ({exc})") from exc
     try:
-        data = json.loads(raw) if name.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
+        if name.endswith(".json"):
+            data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         kind = "JSON" if name.endswith(".json") else "TOML"
         raise ConfigurationError(f"{name}: not valid {kind}: {exc}") from exc
     return Policy.from_mapping(data, source=name)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (TOML refuses a key twice; so does this)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        found[key] = value
+    return found
 
 
 class _Loader:

@@ -22,9 +22,9 @@ class ServerStatistics:
             within ``frame_timeout`` (a client trickling bytes).
         handshake_failures: TLS handshakes that failed or timed out.
         handshake_failure_reasons: ``handshake_failures`` by reason: ``"no-certificate"``,
-            ``"unknown-ca"``, ``"expired"``, ``"not-yet-valid"``, ``"bad-certificate"``,
-            ``"protocol-version"``, ``"timeout"``, ``"closed"`` (the client left) or
-            ``"other"``.
+            ``"unknown-ca"``, ``"expired"``, ``"not-yet-valid"``, ``"revoked"``,
+            ``"bad-certificate"``, ``"protocol-version"``, ``"timeout"``, ``"closed"`` (the
+            client left) or ``"other"``.
         invalid_roles: TLS clients whose certificate's role extension was invalid
             (duplicated, not a UTF8String, bad DER).
         authorization_denials: Requests the authorizer denied (answered with 01).

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ssl
 from typing import Any, ClassVar
 
+from trio_modbus._errors import ConfigurationError
 from trio_modbus._framer_type import FramerType
 from trio_modbus.datastore import ModbusDeviceIdentification
 from trio_modbus.server._options import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, DEFAULT_UDP_PORT
 from trio_modbus.server._server import BaseServer
 from trio_modbus.server._tcp import TcpServer
-from trio_modbus.server._tls import TlsServer, make_server_ssl_context
+from trio_modbus.server._tls import TlsServer, check_security_context, make_server_ssl_context
 from trio_modbus.server._udp import UdpServer
 
 from ._base import ModbusBaseServer
@@ -183,8 +184,18 @@ class ModbusTlsServer(ModbusTcpServer):
                 require_client_cert=reqclicert or self.authorizer is not None,
                 crlfile=crlfile,
             )
-        elif reqclicert:
-            sslctx.verify_mode = ssl.CERT_REQUIRED
+        else:
+            if crlfile is not None:
+                raise ConfigurationError(
+                    "sslctx= is a ready context: crlfile would be ignored; load the CRLs into "
+                    "the context (load_verify_locations, VERIFY_CRL_CHECK_LEAF), or leave "
+                    "sslctx out"
+                )
+            if reqclicert:
+                sslctx.verify_mode = ssl.CERT_REQUIRED
+        if self.authorizer is not None:
+            _check_authorizer(self.authorizer)
+            check_security_context(sslctx)  # refused now, not when the server starts
         self.sslctx = sslctx
 
     def set_authorizer(self, authorizer: Any) -> None:
@@ -192,9 +203,11 @@ class ModbusTlsServer(ModbusTcpServer):
 
         Raises:
             RuntimeError: The server was built without ``authorizer=``.
+            ConfigurationError: ``authorizer`` is not callable.
         """
         if self.authorizer is None:
             raise RuntimeError("this server was built without authorizer=")
+        _check_authorizer(authorizer)
         self.authorizer = authorizer
         native = self._native
         if isinstance(native, TlsServer):
@@ -207,6 +220,12 @@ class ModbusTlsServer(ModbusTcpServer):
             **self._security,
             **self._listener_options(),
         )
+
+
+def _check_authorizer(authorizer: object) -> None:
+    from trio_modbus.security._authz import check_authorizer  # only with an authorizer
+
+    check_authorizer(authorizer)
 
 
 class ModbusUdpServer(_AddressedServer):
