@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from trio_modbus import ConfigurationError
-from trio_modbus.testing import FakeDevice, faults, load_faults, load_units
+from trio_modbus.testing import FakeDevice, add_faults, faults, load_faults, load_units
 
 
 def write(tmp_path: Path, text: str, name: str = "f.toml") -> Path:
@@ -213,3 +213,31 @@ def test_no_action_parameter_shares_a_name_with_a_match_or_lifetime_key() -> Non
     for name, action in FAULT_ACTIONS.items():
         fields = {f.name for f in dataclasses.fields(action)}
         assert not fields & {*_MATCH, *_LIFETIME, "action"}, name
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"action": "delay", "seconds": float("nan")}, "Delay: seconds=nan; give seconds >= 0"),
+        ({"action": "delay", "seconds": float("inf")}, "Delay: seconds=inf"),
+        ({"action": "delay", "seconds": 1, "jitter": -1}, "Delay: jitter=-1"),
+        ({"action": "delay", "seconds": True}, "Delay: seconds=True"),
+        ({"action": "split", "gap": float("nan")}, "Split: gap=nan"),
+        ({"action": "split", "pieces": 10**6}, "Split: pieces=1000000; give an integer 2..256"),
+        ({"action": "garbage", "size": 10**20}, "Garbage: size=100000000000000000000"),
+        ({"action": "garbage", "size": -3}, "Garbage: size=-3; give an integer 0..65535"),
+        ({"action": "truncate", "keep": -1}, "Truncate: keep=-1"),
+        ({"action": "no_reply", "duration": float("nan")}, "duration=nan: must be > 0"),
+        ({"action": "no_reply", "duration": float("inf")}, "duration=inf: must be > 0"),
+    ],
+)
+def test_numbers_that_would_hang_or_flood_a_device_are_refused(
+    rule: dict[str, object], message: str
+) -> None:
+    """NaN or infinite seconds, a garbage reply of 10**20 bytes: refused when the rule is
+    added (a delay of NaN used to fail at the reply, a huge garbage to exhaust memory)."""
+    rules = faults.Faults()
+    with pytest.raises(ConfigurationError) as caught:
+        add_faults([rule], rules)
+    assert message in str(caught.value)
+    assert rules.rules == []

@@ -11,6 +11,7 @@ ones act on the reply's frame as it is sent; ``Refuse`` acts on new connections.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,26 @@ class Fault:
         return repr(self)
 
 
+MAX_GARBAGE = 65535  # bytes a garbage (or truncated) reply may have
+MAX_PIECES = 256  # parts a split reply may have (more than any Modbus frame has bytes)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(fault: str, name: str, value: object) -> None:
+    """Refuse anything but a finite number of seconds >= 0."""
+    if not _is_number(value) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
+        raise ConfigurationError(f"{fault}: {name}={value!r}; give seconds >= 0 (finite)")
+
+
+def _count(fault: str, name: str, value: object, low: int, high: int) -> None:
+    """Refuse anything but an integer in ``low..high``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigurationError(f"{fault}: {name}={value!r}; give an integer {low}..{high}")
+
+
 # -- reply level ---------------------------------------------------------------------------------
 
 
@@ -89,10 +110,8 @@ class Delay(Fault):
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.seconds < 0 or self.jitter < 0:
-            raise ConfigurationError(
-                f"Delay: seconds={self.seconds!r}, jitter={self.jitter!r}; both must be >= 0"
-            )
+        _seconds("Delay", "seconds", self.seconds)
+        _seconds("Delay", "jitter", self.jitter)
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,10 @@ class Truncate(_ByteFault):
 
     keep: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.keep is not None:
+            _count("Truncate", "keep", self.keep, 0, MAX_GARBAGE)
+
 
 @dataclass(frozen=True)
 class Garbage(_ByteFault):
@@ -186,6 +209,9 @@ class Garbage(_ByteFault):
     phases: ClassVar[tuple[Phase, ...]] = ("after", "before")
     size: int = 8
     then_close: bool = False
+
+    def __post_init__(self) -> None:
+        _count("Garbage", "size", self.size, 0, MAX_GARBAGE)
 
 
 @dataclass(frozen=True)
@@ -196,10 +222,8 @@ class Split(_ByteFault):
     gap: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.pieces < 2 or self.gap < 0:
-            raise ConfigurationError(
-                f"Split: pieces={self.pieces!r} (2 or more), gap={self.gap!r} (>= 0)"
-            )
+        _count("Split", "pieces", self.pieces, 2, MAX_PIECES)
+        _seconds("Split", "gap", self.gap)
 
 
 @dataclass(frozen=True)
@@ -414,8 +438,10 @@ class Faults:
             raise ConfigurationError(f"times={times!r}: give 1 or more, or None for always")
         if skip < 0:
             raise ConfigurationError(f"skip={skip!r}: must be >= 0")
-        if duration is not None and duration <= 0:
-            raise ConfigurationError(f"duration={duration!r}: must be > 0 seconds")
+        if duration is not None and (
+            not _is_number(duration) or not math.isfinite(duration) or duration <= 0
+        ):
+            raise ConfigurationError(f"duration={duration!r}: must be > 0 seconds (finite)")
         if not 0.0 < probability <= 1.0:
             raise ConfigurationError(f"probability={probability!r}: must be in (0, 1]")
         if seed is None:
