@@ -511,3 +511,29 @@ async def test_the_status_lists_the_connected_clients() -> None:
             with trio.fail_after(5):
                 while (await api.get("/api/v1/status")).json()["modbus"]["clients"]:
                     await trio.sleep(0.01)
+
+
+async def test_concurrent_restarts_and_listener_calls_leave_one_listener() -> None:
+    """Each waits for the one before: no listener is left over, none answers 500."""
+    async with running(document({"port": 0}, **SECTIONS)) as sim:
+        assert sim.http_address is not None
+        host, port = sim.http_address
+        address = sim.modbus_address
+        answers: list[int] = []
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as api:
+
+            async def post(path: str, body: Any = None) -> None:
+                answers.append((await api.post(path, json=body)).status_code)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(post, "/api/v1/restart")
+                nursery.start_soon(post, "/api/v1/listener", {"listening": False})
+                for _ in range(2):
+                    nursery.start_soon(post, "/api/v1/listener", {"listening": True})
+            assert answers == [200] * 6
+            assert sim.modbus_address == address
+            await api.post("/api/v1/listener", json={"listening": False})
+        assert await refused(address)  # nothing left listening beside the one stopped
+        await sim.start_listener()
+        assert await read_one(sim, 0) == bytes.fromhex("03 02 0000")

@@ -533,7 +533,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         except RuntimeError as exc:
             return _error(409, str(exc))
         except OSError as exc:
-            return _error(500, f"the Modbus listener could not bind again: {exc}")
+            return _error(503, f"the Modbus listener could not bind again: {exc}")
         return await status(request)
 
     async def listener(request: Request) -> Response:
@@ -554,7 +554,7 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
         except RuntimeError as exc:
             return _error(409, str(exc))
         except OSError as exc:
-            return _error(500, f"the Modbus listener could not bind again: {exc}")
+            return _error(503, f"the Modbus listener could not bind again: {exc}")
         return await status(request)
 
     async def scenario(request: Request) -> Response:

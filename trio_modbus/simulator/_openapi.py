@@ -211,14 +211,20 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/restart": {
             "post": _operation(
                 "Reload the configuration and rebind the Modbus listener",
-                {"200": _json("Status"), "400": _ERROR, "409": _ERROR, "422": _ERROR},
+                {
+                    "200": _json("Status"),
+                    "400": _ERROR,
+                    "409": _ERROR,
+                    "422": _ERROR,
+                    "503": _ERROR,
+                },
             )
         },
         "/api/v1/listener": {
             "post": _operation(
                 "Close the Modbus listener (listening false: requests being answered get their"
                 " replies, then every connection closes) or open it again at the same address",
-                {"200": _json("Status"), "400": _ERROR, "409": _ERROR, "500": _ERROR},
+                {"200": _json("Status"), "400": _ERROR, "409": _ERROR, "503": _ERROR},
                 body={
                     "type": "object",
                     "properties": {"listening": {"type": "boolean"}},

@@ -151,6 +151,7 @@ class ModbusSimulatorServer:
         self._modbus_scope: trio.CancelScope | None = None
         self._generators_scope: trio.CancelScope | None = None
         self._modbus_done: trio.Event | None = None
+        self._listener_lock = trio.Lock()  # restart, stop_listener, start_listener: one at a time
         self.scenario_done: dict[int, float] = {}
         self.scenario_started_at: float | None = None
         self._stop_early = False
@@ -448,15 +449,16 @@ class ModbusSimulatorServer:
         """
         if self._nursery is None or self.started_at is None:
             raise RuntimeError("the simulator is not running")
-        server, done = self.modbus_server, self._modbus_done
-        if server is None or done is None or done.is_set():
-            return
-        try:
-            await server.shutdown(STOP_GRACE)
-        finally:
-            if self._modbus_scope is not None:
-                self._modbus_scope.cancel()
-        await done.wait()
+        async with self._listener_lock:
+            server, done = self.modbus_server, self._modbus_done
+            if server is None or done is None or done.is_set():
+                return
+            try:
+                await server.shutdown(STOP_GRACE)
+            finally:
+                if self._modbus_scope is not None:
+                    self._modbus_scope.cancel()
+            await done.wait()
         log.info("simulator: Modbus listener on %s stopped", self.modbus_address)
 
     async def start_listener(self) -> None:
@@ -472,12 +474,13 @@ class ModbusSimulatorServer:
         nursery = self._nursery
         if nursery is None or self.started_at is None:
             raise RuntimeError("the simulator is not running")
-        if self.listening:
-            return
-        server = self.server_config
-        if server.comm != "serial" and self.modbus_address is not None:
-            server = dataclasses.replace(server, port=self.modbus_address[1])
-        await self._bind_listener(nursery, server)
+        async with self._listener_lock:
+            if self.listening:
+                return
+            server = self.server_config
+            if server.comm != "serial" and self.modbus_address is not None:
+                server = dataclasses.replace(server, port=self.modbus_address[1])
+            await self._bind_listener(nursery, server)
         log.info("simulator: Modbus listener on %s started", self.modbus_address)
 
     def _start_generators(self, nursery: trio.Nursery) -> None:
@@ -601,11 +604,21 @@ class ModbusSimulatorServer:
         Cancellation:
             Cancelled while rebinding, the simulator may be left without a Modbus listener.
         """
-        from ._config import load_config
-
         nursery = self._nursery
         if nursery is None or self.started_at is None:
             raise RuntimeError("the simulator is not running")
+        async with self._listener_lock:  # one restart or listener change at a time
+            await self._restart(nursery)
+
+    def _pinned(self, server: ServerConfig) -> ServerConfig:
+        """``server``, with the port the listener has when it asks for a free one (0)."""
+        if server.comm != "serial" and server.port == 0 and self.modbus_address is not None:
+            return dataclasses.replace(server, port=self.modbus_address[1])
+        return server
+
+    async def _restart(self, nursery: trio.Nursery) -> None:
+        from ._config import load_config
+
         config = load_config(self._source, custom_actions=self.config.custom_actions)
         server_config, device_config = config.select(
             self.server_config.name, self.device_config.name
@@ -613,15 +626,10 @@ class ModbusSimulatorServer:
         unit = _selected_unit(config, device_config.name)
         if self.modbus_port is not None:
             server_config = dataclasses.replace(server_config, port=self.modbus_port)
-        if (
-            server_config.comm != "serial"
-            and server_config.port == 0
-            and self.modbus_address is not None
-        ):  # a free port was asked for: keep the one it got, so that clients reconnect
-            server_config = dataclasses.replace(server_config, port=self.modbus_address[1])
+        server_config = self._pinned(server_config)
         previous = (
             self.config,
-            self.server_config,
+            self._pinned(self.server_config),
             self.device_config,
             self.unit,
             self.units,
