@@ -486,7 +486,7 @@ async def test_pages_answer_and_refuse_cross_site_changes(sim: ModbusSimulatorSe
             assert response.headers["content-type"].startswith("text/html")
         assert (await http.get("/api/nope")).status_code == 404
         refresh = await http.get("/api/registers", params={"refresh": "5"})
-        assert '<meta http-equiv="refresh" content="5">' in refresh.text
+        assert '<meta http-equiv="refresh" content="5; url=/api/registers">' in refresh.text
         cross = await http.get(
             "/api/registers",
             params={"submit": "Set", "register": "10", "value": "9"},

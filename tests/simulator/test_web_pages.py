@@ -232,6 +232,13 @@ def test_build_html_renders_a_template_text_escaped() -> None:
         ({"action": "delay", "seconds": "1", "address": "1..b"}, "address='b'"),
         ({"action": "nope"}, "action='nope'; valid: delay"),
         ({"action": "exception"}, "exception"),
+        ({"action": "delay", "seconds": "nan"}, "seconds='nan' is not a finite number"),
+        ({"action": "delay", "seconds": "inf"}, "seconds='inf' is not a finite number"),
+        ({"action": "delay", "seconds": "1e400"}, "is not a finite number"),
+        ({"action": "no_reply", "duration": "nan"}, "is not a finite number"),
+        ({"action": "garbage", "size": "99999999999999999999"}, "give an integer 0..65535"),
+        ({"action": "garbage", "size": "-3"}, "size=-3; give an integer 0..65535"),
+        ({"action": "split", "pieces": "100000"}, "pieces=100000; give an integer 2..256"),
     ],
 )
 async def test_a_bad_fault_form_is_refused_and_adds_nothing(
@@ -310,3 +317,80 @@ async def test_the_typed_set_form(sim: ModbusSimulatorServer) -> None:
     assert bad.status_code == 400 and "value='abc' is not a number" in bad.text.replace(
         "&#39;", "'"
     )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/calls?f_unit=abc",
+        "/api/calls?f_function=1e5",
+        "/api/calls?f_address=xyz&download=jsonl",
+        "/api/log?since=abc",
+        "/api/registers?submit=Add&range_start=x",
+    ],
+)
+async def test_a_bad_filter_is_a_400_page_never_a_500(
+    sim: ModbusSimulatorServer, target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _client(sim) as http:
+        response = await http.get(target)
+    assert response.status_code == 400
+    assert "Result of last command" in response.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_refresh_reloads_the_view_never_the_action(sim: ModbusSimulatorServer) -> None:
+    async with _client(sim) as http:
+        assert (await http.get("/api/faults", params={"refresh": "2"})).status_code == 200
+        added = await http.get(
+            "/api/faults", params={"submit": "Add", "action": "no_reply", "unit": "3"}
+        )
+        assert added.status_code == 200 and len(sim.device.faults.rules) == 1
+        assert (
+            '<meta http-equiv="refresh" content="2; url=/api/faults?action=no_reply&amp;unit=3">'
+            in (added.text)
+        )
+        cross = await http.get(
+            "/api/registers", params={"refresh": "1"}, headers={"sec-fetch-site": "cross-site"}
+        )
+        assert cross.status_code == 403  # the refresh rate is every page's: state
+        assert 'content="2;' in (await http.get("/api/log")).text
+
+
+async def test_static_names_with_a_null_byte_are_not_found(sim: ModbusSimulatorServer) -> None:
+    async with _client(sim) as http:
+        assert (await http.get("/static/app.js%00")).status_code == 404
+        assert (await http.get("/static/app.js")).status_code == 200
+
+
+async def test_a_login_target_that_hides_a_host_goes_home() -> None:
+    from trio_modbus.simulator._web import _local_target
+
+    assert _local_target("/\t/evil.example") == "/"  # urlsplit drops the tab
+    assert _local_target("/api/calls?f_unit=1") == "/api/calls?f_unit=1"
+    for target in ("//evil.example", "https://evil.example/", "\\evil", "", None):
+        assert _local_target(target) == "/"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"submit": "View", "since": float("inf")}, "since=inf is not an integer"),
+        ({"submit": "View", "range_start": 1.5}, "Invalid range parameters"),  # pymodbus's
+        ({"submit": "View", "range_start": True}, "Invalid range parameters"),
+    ],
+)
+async def test_restapi_integers_are_integers(
+    sim: ModbusSimulatorServer, body: dict[str, Any], message: str
+) -> None:
+    import json
+
+    page = "log" if "since" in body else "registers"
+    async with _client(sim) as http:
+        response = await http.post(
+            f"/restapi/{page}",
+            content=json.dumps(body),  # Infinity: Python's json writes it, and reads it
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert message in response.json()["error"]

@@ -24,8 +24,10 @@ Everything put in a page is HTML-escaped.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -113,16 +115,19 @@ class CompatState:
 
 
 def _int(params: Mapping[str, Any], key: str, default: int) -> int:
-    """``params[key]`` as an int (as pymodbus reads it: ``int()``), ``default`` when empty."""
+    """``params[key]`` as an int (a JSON integer or decimal digits), ``default`` when empty.
+
+    pymodbus reads these with ``int()``, which also truncates 1.5 and fails on infinity
+    with an error it does not catch; they are refused here.
+    """
     value = params.get(key)
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
-        raise BadInput(f"{key}={value!r} is not an integer")
-    try:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         return int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{key}={value!r} is not an integer") from None
+    raise BadInput(f"{key}={value!r} is not an integer")
 
 
 def _checked(params: Mapping[str, Any], key: str) -> bool:
@@ -553,6 +558,8 @@ async def server_json(
             await simulator.restart()
         except ConfigurationError as exc:
             raise BadInput(f"the configuration does not load; nothing changed: {exc}") from None
+        except (OSError, RuntimeError) as exc:
+            raise BadInput(f"the restart failed: {exc}") from None
         footer = "restarted"
     return {"result": "ok", "footer": footer, **status_json(simulator)}
 
@@ -609,13 +616,17 @@ def fault_parameters() -> list[tuple[str, str, str]]:
 def _number(key: str, text: str, kind: str) -> Any:
     try:
         if kind == "float":
-            return float(text)
-        if text.lower().startswith(("0x", "-0x")):
+            number = float(text)
+        elif text.lower().startswith(("0x", "-0x")):
             return int(text, 16)
-        return int(text)
+        else:
+            return int(text)
     except ValueError:
         what = "a number" if kind == "float" else "an integer"
         raise BadInput(f"{key}={text!r} is not {what}") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{key}={text!r} is not a finite number")
+    return number
 
 
 def _match_text(key: str, text: str) -> Any:
@@ -770,8 +781,6 @@ def calls_view(
     simulator: ModbusSimulatorServer, params: Mapping[str, Any], state_json: dict[str, Any]
 ) -> dict[str, Any]:
     """The calls page: the newest calls that pass the filters, and pymodbus's forms."""
-    from urllib.parse import urlencode
-
     from ._http import record_json
     from ._web import CALL_ROWS
 
@@ -930,8 +939,6 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
         ``POST /restapi/<page>``, ``GET /api/<page>`` (pymodbus's four and ``faults``) and
         ``GET /``.
     """
-    from urllib.parse import quote
-
     from ._http import _json_body, guard
     from ._web import WebTemplates
 
@@ -1022,7 +1029,10 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
         except BadInput as exc:
             status = 400
             view = {k: v for k, v in params.items() if k not in ("submit", "download")}
-            response, context = await act(name, view)
+            try:  # the page again, without the action; if a filter was the bad input, bare
+                response, context = await act(name, view)
+            except BadInput:
+                response, context = await act(name, {})
             context = {
                 **context,
                 "message": f"Result of last command: {exc}",
@@ -1033,12 +1043,16 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
             return response
         context.setdefault("message", "")
         context.setdefault("error", False)
+        # A refresh reloads the view, never the action (or the refresh rate) that made it.
+        kept = {k: v for k, v in params.items() if k not in ("submit", "download")}
+        refresh_url = f"/api/{name}" + (f"?{urlencode(kept)}" if kept else "")
         return templates.page(
             f"{name}.html",
             status_code=status,
             page=name,
             title=TITLES[name],
             refresh=state.refresh_rate,
+            refresh_url=refresh_url,
             **context,
         )
 
@@ -1073,7 +1087,8 @@ def compat_routes(simulator: ModbusSimulatorServer, token: str | None) -> list[R
         return error
 
     async def page_guarded(request: Request) -> Response:
-        changing = "submit" in request.query_params
+        # refresh= changes what every page sends (its refresh rate): state, like submit=.
+        changing = "submit" in request.query_params or "refresh" in request.query_params
         return await guard(page, token, state_changing=changing, error=page_error(request))(
             request
         )

@@ -49,7 +49,14 @@ SESSION_COOKIE = "trio_modbus_session"  # the login cookie's name
 _SESSION_SALT = b"trio_modbus simulator web session"
 MAX_LOGIN_BODY = 4096  # bytes a login form may have
 CALL_ROWS = 500  # calls a page shows at most (the newest)
-PAGE_DEFAULTS = {"message": "", "error": False, "refresh": 0, "page": "", "title": ""}
+PAGE_DEFAULTS = {
+    "message": "",
+    "error": False,
+    "refresh": 0,
+    "refresh_url": "",
+    "page": "",
+    "title": "",
+}
 
 
 class SecurityHeaders:
@@ -138,7 +145,7 @@ class WebTemplates:
     def static_file(self, name: str) -> Path | None:
         """The file ``/static/<name>`` serves, or None (unknown, or outside the folders)."""
         parts = name.split("/")
-        if not name or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        if not name or "\x00" in name or any(p in ("", ".", "..") or "\\" in p for p in parts):
             return None
         for root in self.roots:
             folder = (root / "static").resolve()
@@ -164,6 +171,8 @@ def _local_target(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "/"  # e.g. "/\t/evil.example": urlsplit drops the tab and finds a host
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 

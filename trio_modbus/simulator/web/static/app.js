@@ -224,8 +224,10 @@ function callsPage() {
   const flush = throttle(() => {
     const calls = pending;
     pending = [];
-    if (paused) held.push(...calls);
-    else add(calls);
+    if (paused) {
+      held.push(...calls);
+      if (held.length > CALL_ROWS) held = held.slice(-CALL_ROWS); // the table keeps no more
+    } else add(calls);
     showStatus();
   }, 50);
   stream(`/api/v1/calls/stream?since=${status.dataset.latest}`, "call", (call) => {
@@ -316,6 +318,13 @@ function logPage() {
   const applyLevel = () => {
     const floor = rank(level.value);
     for (const row of $$("tr", body)) row.classList.toggle("is-hidden", rank(row.dataset.level) < floor);
+    showCount();
+  };
+  const showCount = () => {
+    const shown = $$("tr", body).filter((row) => !row.classList.contains("is-hidden")).length;
+    foot.textContent = shown === body.rows.length
+      ? `${shown} log entries`
+      : `${shown} of ${body.rows.length} log entries`;
   };
   level.addEventListener("change", applyLevel);
   const clock = (seconds) => {
@@ -334,7 +343,7 @@ function logPage() {
     row.classList.toggle("is-hidden", rank(line.level) < rank(level.value));
     body.append(row);
     while (body.rows.length > LOG_ROWS) body.firstElementChild.remove();
-    foot.textContent = `${body.rows.length} log entries`;
+    showCount();
   });
   applyLevel();
 }
@@ -361,6 +370,10 @@ function serverPage() {
   };
   const refresh = async () => {
     const status = await getJSON("/api/v1/status");
+    const address = status.modbus.address;
+    const where = Array.isArray(address) ? address.join(":") : String(address);
+    $("#modbus-listener").textContent =
+      `${status.modbus.comm} ${where}${status.modbus.listening ? "" : " (stopped)"}`;
     showClients(status.modbus.clients.map((peer) => Array.isArray(peer) ? peer.join(":") : String(peer)));
     $("#calls-count").textContent = status.calls;
     $("#faults-count").textContent = status.faults;
