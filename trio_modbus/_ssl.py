@@ -48,20 +48,19 @@ def server_ssl_context(
             f"certificate and its key ({exc})"
         ) from exc
     if cafile is not None:
-        try:
-            ctx.load_verify_locations(cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(
-                f"cafile={_name(cafile)!r}: cannot load the CAs ({exc})"
-            ) from exc
+        _load_verify(ctx, "cafile", cafile, "CAs")
     if require_client_cert:
         ctx.verify_mode = ssl.CERT_REQUIRED
     if crlfile is not None:
-        try:
-            ctx.load_verify_locations(crlfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(
-                f"crlfile={_name(crlfile)!r}: cannot load the CRLs ({exc})"
-            ) from exc
+        _load_verify(ctx, "crlfile", crlfile, "CRLs")
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
+
+
+def _load_verify(ctx: ssl.SSLContext, option: str, path: Path, what: str) -> None:
+    try:
+        ctx.load_verify_locations(path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"{option}={_name(path)!r}: cannot load the {what} ({exc})"
+        ) from exc

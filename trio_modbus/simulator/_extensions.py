@@ -105,6 +105,15 @@ def _extensions(raw: Any, device_names: Sequence[str]) -> _Extensions:
     return _Extensions(rules, token, word_orders, units, generators, on_write, scenario)
 
 
+def _device(devices: Mapping[str, DeviceConfig], name: Any, path: str) -> DeviceConfig:
+    """The device ``name`` of an entry at ``path``; an error naming the valid ones."""
+    if name not in devices:
+        raise ConfigurationError(
+            f"{path}.device: {name!r} is not in device_list; valid: {_choices(list(devices))}"
+        )
+    return devices[name]
+
+
 # -- value generators ------------------------------------------------------------------------
 
 GENERATOR_KINDS = ("ramp", "sine", "random", "toggle", "step")
@@ -203,12 +212,7 @@ def _generators(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Generato
             if key not in entry:
                 raise ConfigurationError(f"{entry_path}: missing {key!r} (a {kind} needs it)")
         name = entry["device"]
-        if name not in devices:
-            raise ConfigurationError(
-                f"{entry_path}.device: {name!r} is not in device_list;"
-                f" valid: {_choices(list(devices))}"
-            )
-        device = devices[name]
+        device = _device(devices, name, entry_path)
         value_type = _one_of(
             entry["type"], GENERATOR_TYPES, f"{entry_path}.type", "a generator type"
         )
@@ -347,12 +351,7 @@ def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
         if not any(key in entry for key in ("set", "fault", "listener")):
             raise ConfigurationError(f"{entry_path}: give 'set', 'fault' and/or 'listener'")
         name = entry["device"]
-        if name not in devices:
-            raise ConfigurationError(
-                f"{entry_path}.device: {name!r} is not in device_list;"
-                f" valid: {_choices(list(devices))}"
-            )
-        device = devices[name]
+        device = _device(devices, name, entry_path)
         address = _int(
             entry["address"], f"{entry_path}.address", 0, max(device.register_count - 1, 0)
         )
@@ -415,11 +414,8 @@ def _scenario(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
                     f" valid: {_choices(list(devices))}"
                 )
             name = next(iter(devices))
-        if name is not None and name not in devices:
-            raise ConfigurationError(
-                f"{step_path}.device: {name!r} is not in device_list;"
-                f" valid: {_choices(list(devices))}"
-            )
+        if name is not None:
+            _device(devices, name, step_path)
         checked["device"] = name
         checked["set"] = []
         if "set" in step and name is not None:
