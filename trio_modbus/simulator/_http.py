@@ -103,6 +103,7 @@ def record_json(record: RequestRecord, start: float) -> dict[str, Any]:
         "function": _function_name(record.function_code),
         "address": span[0][1] if span else None,
         "count": span[0][2] if span else None,
+        "spans": [[first, count] for _, first, count in span],  # 0x17: the read, the write
         "request": record.summary(),
         "request_hex": record.raw_in.hex(" "),
         "reply": record.reply_summary(),

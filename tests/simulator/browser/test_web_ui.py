@@ -182,6 +182,15 @@ def test_calls_live_filter_pause_and_download(simulator: Running, page: Watched)
             ("read_holding_registers", 7, 2),
             *[("read_holding_registers", 9, 1)] * 3,
         ]
+
+        # the address filter takes every range a request touches: 0x17's write range too
+        p.locator("#c-function").select_option("")
+        p.locator("#c-address").fill("3")
+        client.readwrite_registers(
+            read_address=7, read_count=1, write_address=3, values=[3], device_id=1
+        )
+        expect(rows).to_have_count(1, timeout=LIVE)
+        expect(rows.first).to_contain_text("read_write_multiple_registers")
     assert page.problems() == []
 
 

@@ -110,6 +110,7 @@ function callRow(call) {
   row.dataset.function = call.function_code;
   row.dataset.address = call.address === null ? "" : call.address;
   row.dataset.count = call.count === null ? "" : call.count;
+  row.dataset.spans = call.spans.map(([first, count]) => `${first}:${count}`).join(" ");
   const error = call.exception_code !== null || !call.delivered;
   row.dataset.error = error ? "1" : "0";
   const texts = [
@@ -147,11 +148,14 @@ function callMatches(row, filter) {
   if (filter.unit !== "" && row.dataset.unit !== String(Number(filter.unit))) return false;
   if (filter.function !== "" && row.dataset.function !== filter.function) return false;
   if (filter.address !== "") {
-    if (row.dataset.address === "") return false;
-    const start = Number(row.dataset.address);
-    const count = row.dataset.count === "" ? 1 : Number(row.dataset.count);
+    // every range the request reads or writes (0x17 has two), as the server filters
     const wanted = Number(filter.address);
-    if (wanted < start || wanted >= start + Math.max(count, 1)) return false;
+    const spans = row.dataset.spans === "" ? [] : row.dataset.spans.split(" ");
+    const hit = spans.some((span) => {
+      const [first, count] = span.split(":").map(Number);
+      return first <= wanted && wanted < first + count;
+    });
+    if (!hit) return false;
   }
   if (filter.errors && row.dataset.error !== "1") return false;
   return true;
