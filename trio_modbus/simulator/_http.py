@@ -18,7 +18,7 @@ import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -591,9 +591,17 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             await stopping.wait()
         return not stopping.is_set()
 
-    async def calls_stream(request: Request) -> Response:
-        recorder = simulator.device.recorder
-        latest = recorder[-1].seq if len(recorder) else 0
+    def event_stream(
+        request: Request,
+        latest: int,
+        kind: str,
+        fresh: Callable[[int], Iterator[tuple[int, Any]]],
+    ) -> Response:
+        """Server-sent events of ``kind``: what ``fresh(last)`` gives after the last sent.
+
+        ``fresh`` yields (sequence number, payload) in order, from the first after ``last``;
+        it may stop early (the rest comes on a later tick).
+        """
         try:
             last, limit = stream_window(request, latest)
         except ValueError as exc:
@@ -604,16 +612,10 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
             yield "retry: 1000\n\n"
             quiet = now()
             while limit != 0 and await tick():
-                start = simulator.started_at or 0.0
-                for record in simulator.device.recorder:
-                    if record.seq <= last:
-                        continue
-                    settled = record.raw_out is not None or record.delivered
-                    if not settled and now() - record.time < STREAM_SETTLE:
-                        break  # in order: the next calls wait for this one
-                    last = record.seq
+                for seq, payload in fresh(last):
+                    last = seq
                     quiet = now()
-                    yield event(record.seq, "call", record_json(record, start))
+                    yield event(seq, kind, payload)
                     if limit is not None:
                         limit -= 1
                         if limit == 0:
@@ -624,30 +626,28 @@ def build_app(simulator: ModbusSimulatorServer, *, token: str | None = None) -> 
 
         return streaming(events())
 
+    async def calls_stream(request: Request) -> Response:
+        recorder = simulator.device.recorder
+
+        def fresh(last: int) -> Iterator[tuple[int, Any]]:
+            start = simulator.started_at or 0.0
+            for record in simulator.device.recorder:
+                if record.seq <= last:
+                    continue
+                settled = record.raw_out is not None or record.delivered
+                if not settled and now() - record.time < STREAM_SETTLE:
+                    return  # in order: the next calls wait for this one
+                yield record.seq, record_json(record, start)
+
+        return event_stream(request, recorder[-1].seq if len(recorder) else 0, "call", fresh)
+
     async def log_stream(request: Request) -> Response:
-        buffer = simulator.log_buffer
-        try:
-            last, limit = stream_window(request, buffer.count)
-        except ValueError as exc:
-            return _error(400, str(exc))
+        def fresh(last: int) -> Iterator[tuple[int, Any]]:
+            for line in list(simulator.log_buffer.lines):
+                if line["seq"] > last:
+                    yield line["seq"], line
 
-        async def events() -> AsyncIterator[str]:
-            nonlocal last, limit
-            yield "retry: 1000\n\n"
-            quiet = now()
-            while limit != 0 and await tick():
-                for line in list(simulator.log_buffer.lines):
-                    if line["seq"] > last and limit != 0:
-                        last = line["seq"]
-                        quiet = now()
-                        yield event(line["seq"], "log", line)
-                        if limit is not None:
-                            limit -= 1
-                if now() - quiet >= STREAM_KEEPALIVE:
-                    quiet = now()
-                    yield ": keep-alive\n\n"
-
-        return streaming(events())
+        return event_stream(request, simulator.log_buffer.count, "log", fresh)
 
     async def openapi(request: Request) -> Response:
         from ._openapi import openapi_document
