@@ -13,7 +13,7 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
@@ -399,16 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trio-modbus: {exc}", file=sys.stderr)
         return 2
 
-    try:
-        reload = _policy_reloader(server, args.authz) if args.authz else None
-        trio.run(_serve_until_signalled, server, args.grace, reload)
-    except KeyboardInterrupt:
-        # Ctrl-C outside the signal receiver's lifetime (start-up, the last moments of exit).
-        log.info("interrupted, stopped")
-    except OSError as exc:
-        print(f"trio-modbus: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    reload = _policy_reloader(server, args.authz) if args.authz else None
+    return _run(_serve_until_signalled, server, args.grace, reload)
 
 
 def _run_simulator(args: argparse.Namespace) -> int:
@@ -417,9 +409,15 @@ def _run_simulator(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError) as exc:
         print(f"trio-modbus: {exc}", file=sys.stderr)
         return 2
+    return _run(_simulate_until_signalled, simulator, args.http_port == 0)
+
+
+def _run(main: Callable[..., Awaitable[None]], *args: Any) -> int:
+    """``trio.run(main, *args)``; the exit status: 0, or 1 when it could not serve."""
     try:
-        trio.run(_simulate_until_signalled, simulator, args.http_port == 0)
+        trio.run(main, *args)
     except KeyboardInterrupt:
+        # Ctrl-C outside the signal receiver's lifetime (start-up, the last moments of exit).
         log.info("interrupted, stopped")
     except OSError as exc:
         print(f"trio-modbus: {exc}", file=sys.stderr)
