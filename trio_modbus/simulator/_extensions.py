@@ -357,9 +357,15 @@ def _on_write(raw: Any, devices: Mapping[str, DeviceConfig]) -> tuple[Mapping[st
         )
         values = _set_values(entry.get("set", []), f"{entry_path}.set", device)
         fault = _fault_rule(entry.get("fault"), f"{entry_path}.fault")
-        listener = _listener(entry, entry_path)
-        entry_checked = {"device": name, "address": address, "set": values, "fault": fault}
-        found.append({**entry_checked, "listener": listener})
+        found.append(
+            {
+                "device": name,
+                "address": address,
+                "set": values,
+                "fault": fault,
+                "listener": _listener(entry, entry_path),
+            }
+        )
     return tuple(found)
 
 
