@@ -144,3 +144,18 @@ def test_a_timeout_must_be_a_finite_positive_number():
     for bad in (0, -1, float("nan"), float("inf"), True, "1"):
         with pytest.raises(ConfigurationError, match="authorizer_timeout"):
             AuthorizationLayer(Inner(), lambda r: True, timeout=bad)
+
+
+async def test_an_inner_service_without_diagnostics_is_authorized_as_any():
+    """A user's own service need not keep diagnostics: the layer then never falls silent."""
+
+    async def service(request, ctx):
+        return b"\x03\x02\x00\x07"
+
+    layer = AuthorizationLayer(service, lambda r: r.role == "op")
+    assert await layer(READ, CTX) == b"\x03\x02\x00\x07"
+    denied = RequestContext(1, role="viewer")
+    assert encode_response(await layer(READ, denied)) == bytes.fromhex("8301")
+    assert encode_response(await layer(decode_request(bytes.fromhex("41")), CTX)) == bytes.fromhex(
+        "C101"
+    )

@@ -342,6 +342,9 @@ class AuthorizationLayer(ServiceLayer):
                 f"authorizer_timeout must be a positive number of seconds, not {timeout!r}"
             )
         self._authorizer = authorizer
+        # The inner service's diagnostic state (for its listen-only mode), looked up once; a
+        # service without one is never silenced.
+        self._diagnostics = getattr(inner, "diagnostics", None)
         self.timeout = timeout
         self.counters: DenialCounters = counters if counters is not None else _OwnCounters()
         self.log_burst = log_burst
@@ -381,7 +384,8 @@ class AuthorizationLayer(ServiceLayer):
         Cancellation:
             Cancelling it while an async authorizer runs cancels the authorizer too.
         """
-        silent = ctx.broadcast or (self.diagnostics is not None and self.diagnostics.listen_only)
+        diagnostics = self._diagnostics
+        silent = ctx.broadcast or (diagnostics is not None and diagnostics.listen_only)
         if type(request) is Undecodable:
             # Never reaches inner: its unit check would tell a client allowed nothing which
             # units exist, and its counters and event log would be the client's to change.
