@@ -12,21 +12,21 @@ from trio_modbus._errors import ConfigurationError
 
 __all__ = ["server_ssl_context"]
 
-Path = str | os.PathLike[str]
+FilePath = str | os.PathLike[str]
 
 
-def _name(path: Path | None) -> str | None:
+def _name(path: FilePath | None) -> str | None:
     return None if path is None else os.fspath(path)
 
 
 def server_ssl_context(
-    certfile: Path,
-    keyfile: Path | None,
+    certfile: FilePath,
+    keyfile: FilePath | None,
     *,
     password: str | None = None,
-    cafile: Path | None = None,
+    cafile: FilePath | None = None,
     require_client_cert: bool = False,
-    crlfile: Path | None = None,
+    crlfile: FilePath | None = None,
 ) -> ssl.SSLContext:
     """A server context: TLS 1.2 or newer, no renegotiation, no compression.
 
@@ -57,7 +57,7 @@ def server_ssl_context(
     return ctx
 
 
-def _load_verify(ctx: ssl.SSLContext, option: str, path: Path, what: str) -> None:
+def _load_verify(ctx: ssl.SSLContext, option: str, path: FilePath, what: str) -> None:
     try:
         ctx.load_verify_locations(path)
     except (OSError, ssl.SSLError) as exc:
